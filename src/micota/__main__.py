@@ -1,0 +1,3 @@
+from micota.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The ``micota`` command line. It parses arguments and calls stage functions; no logic lives here.
+
+Heavy imports (torch, transformers, TRL) happen inside the commands, so ``micota --help``
+answers instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from micota.errors import MicotaError
+
+app = typer.Typer(
+    name="micota",
+    help="Distil long chain-of-thought into small models with Mid-CoT teacher assistants (MiCoTA).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RecipeOpt = typer.Option(..., "--config", "-c", help="Stage config YAML (or a recipe with this stage's section).")
+OverridesArg = typer.Argument(None, help="key.path=value overrides, applied after the YAML.")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _run_stage(module: str, config_class: str, config: Path, overrides: Optional[List[str]]) -> None:
+    """Load ``config`` as ``module.config_class`` and call ``module.run`` on it."""
+    import importlib
+
+    from micota.config import load_config
+
+    try:
+        mod = importlib.import_module(module)
+        cfg = load_config(getattr(mod, config_class), config, overrides or [])
+        manifest = mod.run(cfg)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"{manifest.stage}: done ({manifest.wall_time_s:.1f}s) counts={manifest.counts}")
+
+
+@app.command()
+def version() -> None:
+    """Print the micota version."""
+    from micota import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m micota`
+    try:
+        app()
+    except MicotaError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,163 @@
+"""Recipe loading: defaults < YAML file < ``key=value`` overrides, validated by pydantic.
+
+Every config class derives from :class:`StrictModel` (``extra="forbid"``) so a typo in a
+recipe fails loudly. Validation errors are rewritten into one :class:`MicotaError` that
+names the file, the dotted field path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from micota.errors import MicotaError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config: unknown keys are errors, assignments are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def config_sha256(config: BaseModel, exclude: set[str] | None = None) -> str:
+    """Stable hash of a config's resolved values (key order and formatting do not matter).
+
+    ``exclude`` drops top-level fields that do not change results (e.g. ``out_dir``).
+    """
+    data = config.model_dump(mode="json", exclude=exclude or None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, failing with the file and line of a syntax error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MicotaError(f"{path}: recipe file not found. Check the path (cwd is {Path.cwd()}).")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise MicotaError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MicotaError(f"{path}: a recipe must be a YAML mapping of keys to values, got {type(data).__name__}.")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value.
+
+    >>> parse_override("sft.lr=1e-5")
+    (['sft', 'lr'], 1e-05)
+    """
+    if "=" not in text:
+        raise MicotaError(f"override {text!r} must look like key.path=value (e.g. sft.epochs=2).")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise MicotaError(f"override {text!r} has an empty key; use key.path=value.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key.path=value`` applied (creating mappings as needed)."""
+    result = json.loads(json.dumps(data))  # deep copy of plain YAML data
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def validate_config(cls: type[M], data: dict[str, Any], *, source: str) -> M:
+    """Validate ``data`` as ``cls``; on failure raise one MicotaError listing every problem."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe_error(cls, err) for err in exc.errors()]
+        raise MicotaError(f"{source}: invalid config\n" + "\n".join(f"  - {p}" for p in problems)) from None
+
+
+def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None) -> M:
+    """Load a config of type ``cls`` from an optional YAML file plus overrides."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, overrides or [])
+    source = str(path) if path is not None else "command line"
+    if overrides:
+        source += f" (with overrides {' '.join(overrides)})"
+    return validate_config(cls, data, source=source)
+
+
+def _describe_error(cls: type[BaseModel], err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    field = ".".join(loc) or "<root>"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(cls, loc[:-1])
+        hint = _did_you_mean(loc[-1], known)
+        return f"{field}: unknown key.{hint} Known keys here: {', '.join(sorted(known)) or '(none)'}."
+    if kind == "missing":
+        return f"{field}: required field is missing. Add `{loc[-1]}: ...` to the recipe."
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    allowed = ""
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f" Allowed: {ctx['expected']}."
+    return f"{field}: {err['msg']} (got {shown}).{allowed}"
+
+
+def _known_fields(cls: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model at ``loc``, best effort through dicts/lists/unions."""
+    model: Any = cls
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(part)
+        if field is None:
+            model = _inner_model(model, part)
+            continue
+        model = _inner_model(field.annotation, part)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any, _part: str) -> Any:
+    """Find a BaseModel inside ``Optional[...]``, ``list[...]``, ``dict[str, ...]`` annotations."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg, _part)
+        if found is not None:
+            return found
+    return None
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" Did you mean `{close[0]}`?" if close else ""

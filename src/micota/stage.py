@@ -1,0 +1,92 @@
+"""The one place that decides whether a stage runs, and that writes its record.
+
+Every stage's ``run(config)`` calls :func:`run_stage` with its named inputs and a body that
+writes outputs into the stage folder. ``run_stage``:
+
+* skips the body when ``manifest.json`` already records this config hash and these input
+  hashes (the stage is truly done);
+* otherwise removes stale outputs (unless the stage is ``resumable`` and its partial
+  outputs were made by the same config), writes ``config.yaml``, runs the body, and writes
+  ``manifest.json`` last, atomically, so an interrupted stage never looks done.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel
+
+from micota.config import config_sha256
+from micota.errors import MicotaError
+from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, read_manifest, write_manifest
+
+CONFIG_NAME = "config.yaml"
+_PARTIAL_MARK = ".partial-config-sha256"
+
+
+@dataclass
+class StageResult:
+    """What a stage body reports back: output names, counts and metrics for the manifest."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def run_stage(
+    stage: str,
+    config: BaseModel,
+    out_dir: str | Path,
+    inputs: dict[str, str | Path],
+    body: Callable[[Path], StageResult],
+    *,
+    resumable: bool = False,
+    hash_exclude: set[str] | None = None,
+) -> Manifest:
+    """Run ``body(out_dir)`` unless the stage is already done; return the stage's manifest.
+
+    ``hash_exclude`` names config fields left out of the config hash (e.g. ``out_dir``, or a
+    progress-bar flag) because they do not change what the stage produces.
+    """
+    out_dir = Path(out_dir)
+    missing = {name: str(p) for name, p in inputs.items() if not Path(p).exists()}
+    if missing:
+        listed = ", ".join(f"{k}={v}" for k, v in missing.items())
+        raise MicotaError(f"stage {stage!r}: input not found: {listed}. Run the stage that makes it first, or fix the path.")
+    config_sha = config_sha256(config, exclude=hash_exclude if hash_exclude is not None else {"out_dir"})
+    hashes = input_hashes(inputs)
+    done = read_manifest(out_dir)
+    if done is not None and done.config_sha256 == config_sha and done.inputs == hashes:
+        return done
+    _prepare_dir(out_dir, config_sha, resumable)
+    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    started = time.perf_counter()
+    result = body(out_dir)
+    manifest = Manifest(
+        stage=stage,
+        config_sha256=config_sha,
+        inputs=hashes,
+        outputs=result.outputs,
+        counts=result.counts,
+        metrics=result.metrics,
+        wall_time_s=round(time.perf_counter() - started, 3),
+    )
+    write_manifest(out_dir, manifest)
+    (out_dir / _PARTIAL_MARK).unlink(missing_ok=True)
+    return manifest
+
+
+def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool) -> None:
+    """Clear what a previous, different run left; keep a same-config partial run if resumable."""
+    mark = out_dir / _PARTIAL_MARK
+    keep = resumable and mark.is_file() and mark.read_text().strip() == config_sha
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    if out_dir.exists() and not keep:
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mark.write_text(config_sha)
