@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
@@ -102,19 +102,6 @@ def request_chunks(requests: Sequence[GenerationRequest], size: int) -> list[lis
     """Deterministic batches: sorted by prompt length (longest first, then id), ``size`` each."""
     ordered = sorted(requests, key=lambda r: (-sum(len(m["content"]) for m in r.messages), r.id))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records to ``path`` atomically (temp file + rename); return how many."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
 
 
 def _open_new_shard(out_dir: str | Path):
