@@ -14,8 +14,6 @@ Outputs in ``out_dir``:
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -24,6 +22,7 @@ from pydantic import Field, model_validator
 
 from micota.config import StrictModel
 from micota.errors import MicotaError
+from micota.jsonl import write_jsonl
 from micota.lab.models import LAB_MODEL_SIZES, build_model
 from micota.lab.solutions import write_solution
 from micota.lab.task import OPS, Problem, format_user_turn, make_problems, problem_record
@@ -46,7 +45,11 @@ class LabConfig(StrictModel):
     vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
-    instruct_styles: list[Literal["direct", "short", "long"]] = Field(default_factory=lambda: ["direct", "short"])  # cycled
+    # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
+    # mostly short CoT, as Qwen2.5-Instruct answers, with some direct answers.
+    instruct_styles: list[Literal["direct", "short", "long"]] = Field(
+        default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "LabConfig":
@@ -72,9 +75,9 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     for index, size in enumerate(cfg.model_sizes):
         build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
     counts = {
-        "prompts": _write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
-        "bench": _write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
-        "instruct": _write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
+        "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
+        "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
+        "instruct": write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
         "models": len(cfg.model_sizes),
     }
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
@@ -112,13 +115,3 @@ def _instruct_records(problems: list[Problem], cfg: LabConfig) -> Iterable[dict[
             "style": style,
         }
 
-
-def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
