@@ -47,7 +47,8 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     opts = dict(PROBE)
     for arg in argv:
-        key, value = arg.lstrip("-").replace("-", "_").split("=", 1)
+        key, value = arg.lstrip("-").split("=", 1)
+        key = key.replace("-", "_")
         opts[key] = type(PROBE[key])(value) if key in PROBE else value
     run_dir = Path(opts["run_dir"])
     summary: dict = {"options": opts, "timings_s": {}, "results": {}}

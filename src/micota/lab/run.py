@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from micota.config import StrictModel
 from micota.errors import MicotaError
@@ -51,16 +51,26 @@ class LabConfig(StrictModel):
         default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
     )
 
+    @field_validator("ops")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        bad = sorted(set(value) - set(OPS))
+        if bad:
+            raise ValueError(f"may only contain the operations {OPS!r}, got {bad}; e.g. ops: '+-'")
+        return value
+
+    @field_validator("model_sizes")
+    @classmethod
+    def _known_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in LAB_MODEL_SIZES]
+        if unknown:
+            raise ValueError(f"unknown model sizes {unknown}; available: {', '.join(LAB_MODEL_SIZES)}")
+        return value
+
     @model_validator(mode="after")
-    def _check(self) -> "LabConfig":
+    def _difficulty_range(self) -> "LabConfig":
         if self.min_difficulty > self.max_difficulty:
             raise ValueError(f"min_difficulty ({self.min_difficulty}) must be <= max_difficulty ({self.max_difficulty})")
-        bad_ops = sorted(set(self.ops) - set(OPS))
-        if bad_ops:
-            raise ValueError(f"ops may only contain {OPS!r}, got {bad_ops}")
-        unknown = [s for s in self.model_sizes if s not in LAB_MODEL_SIZES]
-        if unknown:
-            raise ValueError(f"model_sizes {unknown} unknown; available: {', '.join(LAB_MODEL_SIZES)}")
         return self
 
 
