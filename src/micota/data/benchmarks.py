@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from micota.data.jsonl import iter_jsonl, require_field
 from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "MICOTA_DATA_DIR"
 
@@ -32,6 +32,15 @@ class Problem:
     problem: str
     answer: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def require_field(record: dict[str, Any], names: tuple[str, ...], *, where: str) -> Any:
+    """The value of the first of ``names`` present in ``record``; a clear error when none is."""
+    for name in names:
+        if record.get(name) is not None:
+            return record[name]
+    wanted = " or ".join(f"`{n}`" for n in names)
+    raise MicotaError(f"{where}: missing field {wanted}; the line has {sorted(record) or 'no fields'}.")
 
 
 def gold_plain(value: Any) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from micota.data.benchmarks import Problem, gold_after_hashes
-from micota.data.jsonl import iter_jsonl, require_field
+from micota.data.benchmarks import Problem, gold_after_hashes, require_field
 from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl
 
 PROBLEM_FIELDS = ("problem", "question")
 

@@ -81,13 +81,15 @@ def guard_requests(model: str, tokenizer_name: Optional[str], messages_by_id: di
                    max_new_tokens: int, *, policy: ContextPolicy, trust_remote_code: bool = False,
                    where: str = "model") -> int:
     """Load ``model``'s tokenizer and config and return the checked max_new_tokens for these prompts."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
+    from micota.hub import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_name or model, trust_remote_code=trust_remote_code, field=where)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model, trust_remote_code=trust_remote_code)
         config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise MicotaError(f"{where}: cannot load tokenizer/config of {model!r} for the context-length check ({exc}). "
+        raise MicotaError(f"{where}: cannot read config.json of {model!r} for the context-length check ({exc}). "
                           "Give a local model folder or a reachable hub id.") from None
     lengths = [(pid, len(chat_prompt_ids(tokenizer, msgs))) for pid, msgs in messages_by_id.items()]
     return checked_max_new_tokens(lengths, max_new_tokens, model_context_length(config), policy=policy, where=where)

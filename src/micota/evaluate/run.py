@@ -28,7 +28,7 @@ from micota.evaluate.config import LAB_BENCHMARK, BenchmarkRun, EvaluateConfig
 from micota.evaluate.context import guard_requests
 from micota.evaluate.metrics import count_reflection_markers, summarize_samples
 from micota.generate import GenerationRequest, generate_records
-from micota.generate.writer import write_jsonl
+from micota.jsonl import write_jsonl
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
@@ -94,7 +94,6 @@ def _evaluate_all(cfg: EvaluateConfig, tasks: list[BenchmarkTask], out: Path) ->
         for task in tasks:
             samples, max_new = evaluate_pair(cfg, model_name, model_path, task, out)
             rel = f"samples/{model_slug(model_name)}/{task.name}.jsonl"
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
             write_jsonl(out / rel, samples)
             results.setdefault(model_name, {})[task.name] = {
                 **summarize_samples(samples), "samples": rel, "max_new_tokens": max_new,
