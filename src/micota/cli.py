@@ -103,6 +103,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# --- micro-lab (owner: lab) ---------------------------------------------------------------
+
+
+@app.command()
+def lab(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Lab config YAML (optional: defaults are tuned)."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Build the micro-lab: tokenizer, random-init tiny models, prompts, benchmark, instruct data.
+
+    Example: micota lab out_dir=runs/lab/lab
+    """
+    _run_stage("micota.lab.run", "LabConfig", config, overrides)
+
+
+# --- end micro-lab ------------------------------------------------------------------------
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m micota`
     try:
         app()
