@@ -34,8 +34,8 @@ def _parse(text: str):
 
     config = LatexExtractionConfig(
         boxed_match_priority=0,
-        normalization_config=NormalizationConfig(basic_latex=True, units=True, malformed_operators=False,
-                                                 nits=True, boxed="all", equations=True),
+        normalization_config=NormalizationConfig(basic_latex=True, units=True, malformed_operators=True,
+                                                 nits=True, boxed="all"),
     )
     return parse(f"${text}$", extraction_config=[config], parsing_timeout=None)
 

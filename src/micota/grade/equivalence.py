@@ -23,6 +23,7 @@ MAX_SYMBOLIC_CHARS = 400
 MAX_DEPTH = 40
 _BASE = re.compile(r"^([0-9A-Za-z]+)\s*_\s*\{?\s*(\d+|\\text\s*\{\s*\w+\s*\}|[a-z]+)\s*\}?$")
 _WORD = re.compile(r"^[A-Za-z][A-Za-z .'-]*$")
+_ONE_GROUP = re.compile(r"[+-]?\d{1,3},\d{3}")
 _OPEN, _CLOSE = "([{", ")]}"
 _COSTLY = re.compile(
     r"\d{401,}"  # 100k-digit numbers
@@ -109,9 +110,17 @@ def is_equivalent(gold: str, answer: str, deadline: Deadline) -> tuple[bool, str
     return _compare(g, a, deadline, depth=0)
 
 
+def _merge_thousands(text: str, other: str) -> str:
+    """``18,360`` is one number unless the other side is a list too (``1,000`` vs gold ``1, 0``)."""
+    if _ONE_GROUP.fullmatch(text) and len(split_top_level(other)) == 1:
+        return text.replace(",", "")
+    return text
+
+
 def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]:
-    g_shape, g_items = _shape(_expand_pm(drop_assignment(g)))
-    a_shape, a_items = _shape(_expand_pm(drop_assignment(a)))
+    g, a = _merge_thousands(g, a), _merge_thousands(a, g)
+    g_shape, g_items = _shape(_expand_pm(drop_assignment(_as_interval(g))))
+    a_shape, a_items = _shape(_expand_pm(drop_assignment(_as_interval(a))))
     if g_shape == "one" and a_shape == "one":
         return _compare_item(g_items[0], a_items[0], deadline)
     if len(g_items) != len(a_items):
@@ -121,6 +130,8 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
     unordered = g_shape in {"set", "list"}
     if not unordered and a_shape not in {g_shape, "list"}:
         return False, f"brackets {a_shape} differ from gold {g_shape} (open/closed ends or tuple)"
+    if g_shape == "set" and len(g_items) == 1 and a_shape == "one":
+        return _compare_item(g_items[0], a_items[0], deadline)
     if unordered and a_shape not in {"set", "list", "()", "[]"}:
         return False, f"gold is a collection, answer is {a_shape}"
     match = (lambda x, y: _compare(x, y, deadline, depth + 1)[0])
@@ -142,6 +153,28 @@ def _match_unordered(gold: list[str], answer: list[str], match) -> bool:
             return False
         left.pop(hit)
     return True
+
+
+_REL = {"<": "<", ">": ">", "\\lt": "<", "\\gt": ">", "\\leq": "<=", "\\le": "<=", "\\geq": ">=",
+        "\\ge": ">=", "<=": "<=", ">=": ">="}
+_REL_RE = r"(<=|>=|<|>|\\leq|\\geq|\\le|\\ge|\\lt|\\gt)(?![a-zA-Z])"
+_ONE_SIDED = re.compile(rf"^[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+_TWO_SIDED = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+
+
+def _as_interval(text: str) -> str:
+    """``x \\geq 2`` -> ``[2, \\infty)``; ``-1 < x \\le 3`` -> ``(-1, 3]`` (one variable only)."""
+    if match := _ONE_SIDED.match(text.strip()):
+        rel, bound = _REL[match.group(1)], match.group(2).strip()
+        if rel.startswith(">"):
+            return ("[" if rel == ">=" else "(") + bound + ", \\infty)"
+        return "(-\\infty, " + bound + ("]" if rel == "<=" else ")")
+    if match := _TWO_SIDED.match(text.strip()):
+        low, rel_low, rel_high, high = match.groups()
+        if _REL[rel_low].startswith("<") and _REL[rel_high].startswith("<"):
+            return (("[" if _REL[rel_low] == "<=" else "(") + low.strip() + ", " + high.strip()
+                    + ("]" if _REL[rel_high] == "<=" else ")"))
+    return text
 
 
 def _expand_pm(text: str) -> str:

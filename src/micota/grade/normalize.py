@@ -34,11 +34,13 @@ UNIT_WORDS = (
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
-_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:\^?\s*[23])?\s*(?:(?:{UNIT_WORDS})(?:\^?\{{?[23]\}}?)?\.?\s*)+$",
+_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:(?:{UNIT_WORDS})(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
                         re.IGNORECASE)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
-_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+)\s*=(?![=<>])\s*")
-_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
+_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+|"
+                  r"\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\))\s*=(?![=<>])\s*")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|[+-]?\d{1,3},\d{3}\.\d+")
+_SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
 
 
 def clean_text(text: str) -> str:
@@ -111,8 +113,10 @@ def normalize_answer(text: str) -> str:
     text = re.sub(r"\\(?:\$|dollar)", "", text).replace("$", " ")
     text = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", text)
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
+    if _THOUSANDS.fullmatch(text.strip()):
+        text = text.replace(",", "")
     text = unwrap_text_commands(text)
-    text = _SPACES.sub(" ", text)
+    text = _SPACES.sub(" ", text).replace("\\varnothing", "\\emptyset").replace("\\{\\}", "\\emptyset")
     text = text.replace("\\%", "%").replace("percent", "%").replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
     text = text.replace("\\geqslant", "\\geq").replace("\\leqslant", "\\leq")
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\bdegrees?\b", "", text)
