@@ -29,6 +29,7 @@ _COSTLY = re.compile(
     r"\d{401,}"  # 100k-digit numbers
     r"|\^\s*\{?\s*[-+]?\d{5,}"  # 2^{100000}
     r"|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\^\s*\{\s*\d+\s*\^"  # power towers 10^{10^{10}}
+    r"|\d\s*[eE]\s*[-+]?\d{4,}"  # 1e999999999
     r"|(?:\)|\}|\d{4,})\s*!|\\(?:exec|eval|import|input|system)\b|__|lambda|\bos\.|\bimport\b"
 )
 
@@ -88,6 +89,18 @@ def _wraps_all(text: str) -> bool:
     return True
 
 
+def _balanced(text: str) -> bool:
+    """Whether every bracket closes in order (unbalanced input is malformed, never parsed)."""
+    stack = []
+    for ch in text:
+        if ch in _OPEN:
+            stack.append(ch)
+        elif ch in _CLOSE:
+            if not stack or stack.pop() != _OPEN[_CLOSE.index(ch)]:
+                return False
+    return not stack
+
+
 class Deadline:
     """Seconds left of a case's time limit."""
 
@@ -103,6 +116,8 @@ def is_equivalent(gold: str, answer: str, deadline: Deadline) -> tuple[bool, str
     g, a = prepare(gold), prepare(answer)
     if g == a:
         return True, "identical after normalisation"
+    if not a:
+        return False, "answer is empty after normalisation"
     letter = choice_letter(g)
     if letter and len(g) <= 12:
         other = choice_letter(a)
@@ -234,11 +249,11 @@ def _base_value(base: str) -> str:
 
 def _compare_symbolic(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     for text, who in ((g, "gold"), (a, "answer")):
-        if len(text) > MAX_SYMBOLIC_CHARS or _depth(text) > MAX_DEPTH:
+        if len(text) > MAX_SYMBOLIC_CHARS or _depth(text) > MAX_DEPTH or not _balanced(text):
             return False, f"{who} too long or too deeply nested for symbolic comparison"
         if _COSTLY.search(text):
             return False, f"{who} refused: would be too costly or unsafe to evaluate"
-    budget = deadline.left() - 0.15
+    budget = deadline.left() - 0.3  # leaves time to kill the child and answer inside the limit
     if budget <= 0.05:
         return False, "timed out before symbolic comparison"
     from micota.grade.symbolic import symbolic_equal

@@ -111,7 +111,7 @@ def extract_answer(response: str, *, benchmark: str | None = None) -> str | None
         answer = _phrase_answer(text)
     if answer is None:
         answer = _bare_answer(text)
-    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+    if answer is None or not answer.strip() or len(answer) > MAX_ANSWER_CHARS:
         return None
     return _benchmark_answer(answer.strip(), benchmark)
 
