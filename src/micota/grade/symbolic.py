@@ -82,8 +82,10 @@ class _Pool:
         """The ready child. Only the very first start in a process is not charged to the case;
         waiting for a restarted child after a kill counts against ``deadline``."""
         if self.active is None or self.active.poll() is not None:
-            self.active, self.ready = (self.spare or _start_child()), False
-            self.spare = _start_child()
+            restart = self.warmed
+            self.active, self.spare, self.ready = (self.spare or _start_child()), None, False
+            if restart:  # after a kill, get the next replacement warming at once
+                self.spare = _start_child()
         if not self.ready:
             wait_until = deadline if self.warmed else time.monotonic() + STARTUP_TIMEOUT_S
             if _receive(self.active, wait_until) != "ready":
@@ -100,12 +102,15 @@ class _Pool:
         try:
             payload = pickle.dumps(request)
             child.stdin.write(_HEADER.pack(len(payload)) + payload)
-            return _receive(child, deadline)
+            answer = _receive(child, deadline)
         except (SymbolicTimeout, SymbolicFailure, OSError) as exc:
             self.kill_active()
             if isinstance(exc, OSError):
                 raise SymbolicFailure(f"symbolic worker pipe error: {exc}") from None
             raise
+        if self.spare is None:  # started only now, so it never competes with a first start
+            self.spare = _start_child()
+        return answer
 
     def kill_active(self) -> None:
         if self.active is not None:
