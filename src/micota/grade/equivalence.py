@@ -15,7 +15,7 @@ import re
 import time
 
 from micota.grade.extract import choice_letter
-from micota.grade.normalize import drop_assignment, normalize_answer
+from micota.grade.normalize import drop_assignment, last_side, normalize_answer
 from micota.grade.numbers import numbers_match, read_number
 
 MAX_ITEMS = 32  # a list answer with more items is compared item by item only on the fast path
@@ -201,6 +201,8 @@ def _expand_pm(text: str) -> str:
 
 def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     g, a = drop_assignment(g), drop_assignment(a)
+    if "=" not in g and "=" in a:
+        a = last_side(a)
     if g == a or g.replace(" ", "") == a.replace(" ", ""):
         return True, "identical after normalisation"
     g_num, a_num = read_number(g), read_number(a)

@@ -61,6 +61,23 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def boxes_on_last_line(response: str) -> list[str]:
+    """Every complete box on the line of the last box (``x=\\boxed{2}`` or ``x=\\boxed{3}``)."""
+    text = visible_text(clean_text(response)) or ""
+    boxes = list(_BOX.finditer(text))
+    if len(boxes) < 2:
+        return []
+    line_start = text.rfind("\n", 0, boxes[-1].start()) + 1
+    found = []
+    for match in boxes[-MAX_BOXES:]:
+        if match.start() >= line_start:
+            brace = text.find("{", match.end())
+            group = _braced(text, brace) if brace == match.end() else None
+            if group and group[0].strip():
+                found.append(group[0].strip())
+    return found
+
+
 def _phrase_answer(text: str) -> str | None:
     """The statement after the last "final answer is"/"answer:"/"####" phrase."""
     matches = list(_PHRASES.finditer(text))
