@@ -30,6 +30,10 @@ HOSTILE = {
     "huge sci": "\\boxed{1e999999999}",
     "slow expansion": "\\boxed{(x+y+z+1)^{200}}",
     "50k boxes": "\\boxed{1}" * 50_000,
+    "unit-word backtracking": "\\boxed{5 " + "m" * 1500 + "x}",
+    "unclosed boxes then 200KB": "\\boxed{" * 20 + "x " * 100_000,
+    "phrase flood": "the answer is " * 15_000,
+    "think never closes": "<think>" + "\\boxed{5}" * 1000,
 }
 
 

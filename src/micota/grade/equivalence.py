@@ -211,6 +211,9 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
         return same, "numerically equal" if same else "numbers differ"
     if g_num is not None and a_num is None and _is_letter_choice_with_value(a):
         return _compare_item(g, re.sub(r"^\(?[A-E]\)\s*", "", a), deadline)
+    if g_num is not None and a_num is None and (stated := _number_in_words(a)) is not None:
+        same = numbers_match(g_num, stated)
+        return same, "number stated in words " + ("matches" if same else "differs")
     base = _compare_base(g, a)
     if base is not None:
         return base, "base-n numeral " + ("matches" if base else "differs")
@@ -220,6 +223,18 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     if a_num is not None and a_num.places is not None and g_num is None:
         return False, "decimal approximation of an exact gold"
     return _compare_symbolic(g, a, deadline)
+
+
+def _number_in_words(text: str):
+    """``there are 5 ways`` -> 5: one numeral token, every other token a plain word (no math)."""
+    tokens = text.rstrip(".!").split()
+    if len(tokens) > 30:
+        return None
+    numerals = [t for t in tokens if re.fullmatch(r"\d+(?:\.\d+)?", t)]
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z']+,?", t)]
+    if len(numerals) != 1 or len(numerals) + len(words) != len(tokens) or not words:
+        return None
+    return read_number(numerals[0])
 
 
 def _is_letter_choice_with_value(text: str) -> bool:

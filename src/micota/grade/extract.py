@@ -29,7 +29,7 @@ _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 def _braced(text: str, start: int) -> tuple[str, int] | None:
     """Content of the ``{…}`` group opening at ``text[start]`` and the index after it."""
     depth = 0
-    for i in range(start, len(text)):
+    for i in range(start, min(len(text), start + MAX_ANSWER_CHARS + 2)):  # longer is no answer
         ch = text[i]
         if ch == "{" and (i == 0 or text[i - 1] != "\\"):
             depth += 1

@@ -34,11 +34,11 @@ UNIT_WORDS = (
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
-_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:(?:{UNIT_WORDS})(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
+_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:(?:{UNIT_WORDS})\b(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
                         re.IGNORECASE)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
 _LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+|"
-                  r"\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\))\s*=(?![=<>])\s*")
+                  r"\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\))\s*(?:=(?![=<>])|\\in\b)\s*")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|[+-]?\d{1,3},\d{3}\.\d+")
 _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
 
