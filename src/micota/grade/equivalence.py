@@ -231,7 +231,7 @@ def _number_in_words(text: str):
     if len(tokens) > 30:
         return None
     numerals = [t for t in tokens if re.fullmatch(r"\d+(?:\.\d+)?", t)]
-    words = [t for t in tokens if re.fullmatch(r"[A-Za-z']+,?", t)]
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z']{1,15},?", t)]
     if len(numerals) != 1 or len(numerals) + len(words) != len(tokens) or not words:
         return None
     return read_number(numerals[0])
