@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from micota.errors import MicotaError
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
 
 SHARD_DIR = "shards"
@@ -74,7 +75,7 @@ def generate_records(
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"request ids must be unique; repeated: {dupes}")
+        raise MicotaError(f"prompt ids must be unique; repeated: {dupes}. Give each prompt its own `id`.")
     done = read_shards(out_dir)
     pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
     if pending:
@@ -102,19 +103,6 @@ def request_chunks(requests: Sequence[GenerationRequest], size: int) -> list[lis
     """Deterministic batches: sorted by prompt length (longest first, then id), ``size`` each."""
     ordered = sorted(requests, key=lambda r: (-sum(len(m["content"]) for m in r.messages), r.id))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records to ``path`` atomically (temp file + rename); return how many."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
 
 
 def _open_new_shard(out_dir: str | Path):
