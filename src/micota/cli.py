@@ -47,6 +47,54 @@ def _run_stage(module: str, config_class: str, config: Path, overrides: Optional
         typer.echo(f"{manifest.stage}: done ({manifest.wall_time_s:.1f}s) counts={manifest.counts}")
 
 
+# ---- pipeline and stage commands (lead) ----------------------------------------------------
+
+
+@app.command("run")
+def run_recipe_cmd(
+    recipe: Path = typer.Argument(..., help="Pipeline recipe YAML, e.g. recipes/lab/micota.yaml."),
+    overrides: Optional[List[str]] = OverridesArg,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where stage folders go (overrides the recipe's run_dir)."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these stages (repeatable)."),
+) -> None:
+    """Run a whole recipe (the MiCoTA DAG), skipping stages that are already done."""
+    from micota.pipeline.run import run_recipe
+
+    try:
+        outcomes = run_recipe(recipe, overrides or [], run_dir, only)
+    except MicotaError as exc:
+        _fail(exc)
+    ran = sum(o.ran for o in outcomes)
+    typer.echo(f"{ran} stage(s) ran, {len(outcomes) - ran} were up to date.")
+
+
+@app.command()
+def generate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Generate responses for a prompt set with one engine (resumable)."""
+    _run_stage("micota.generate.run", "GenerateConfig", config, overrides)
+
+
+@app.command("filter")
+def filter_cmd(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Keep generated samples that are correct, finished and short enough."""
+    _run_stage("micota.curate.filter", "FilterConfig", config, overrides)
+
+
+@app.command()
+def mix(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Blend datasets by ratio (Mix-Long, Mix-Large)."""
+    _run_stage("micota.curate.mix", "MixConfig", config, overrides)
+
+
+@app.command()
+def sft(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Fine-tune a model on chat data with TRL's SFTTrainer."""
+    _run_stage("micota.sft.run", "SFTConfig", config, overrides)
+
+
+# ---- end of lead block --------------------------------------------------------------------
+
+
 @app.command()
 def version() -> None:
     """Print the micota version."""
