@@ -70,3 +70,14 @@ def test_rerun_skips_and_upstream_change_reruns_downstream(tiny_model, prompts, 
     # a downstream-only change leaves upstream alone
     assert [o.ran for o in run_recipe(path, ["stages.gen.engine.max_new_tokens=6", "stages.student-sft.seed=1"], log=log.append)] == [False, True]
     assert any("up to date" in line for line in log)
+
+
+def test_extends_layers_a_recipe_on_another(tiny_model, prompts, tmp_path):
+    write_recipe(tmp_path, mini_stages(tiny_model, prompts), defaults={"sft": {"epochs": 3, "learning_rate": 0.01}})
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": "recipe.yaml", "defaults": {"sft": {"epochs": 1}},
+                                     "stages": {"gen": {"engine": {"max_new_tokens": 2}}}}))
+    _, stages = load_recipe(child)
+    gen, sft = stages
+    assert gen.config.engine.max_new_tokens == 2 and gen.config.engine.batch_size == 4  # nested keys merge
+    assert (sft.config.epochs, sft.config.learning_rate) == (1, 0.01)

@@ -57,6 +57,7 @@ class Recipe(StrictModel):
 
     description: str = ""
     run_dir: Path = Path("runs/default")  # RUN: every stage writes RUN/<stage-name>/
+    cpu_threads: Optional[int] = Field(None, ge=1)  # torch CPU threads; 1 is fastest for tiny models on a busy CPU
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per stage kind
     stages: dict[str, dict[str, Any]]  # name -> {kind: ..., <that kind's config fields>}
 
@@ -71,11 +72,31 @@ class PlannedStage:
 
 def load_recipe(path: str | Path, overrides: Optional[list[str]] = None, run_dir: Optional[Path] = None) -> tuple[Recipe, list[PlannedStage]]:
     """Read, override, validate and plan a recipe; stages come back in dependency order."""
-    data = apply_overrides(read_yaml(path), overrides or [])
+    data = apply_overrides(read_recipe_data(Path(path)), overrides or [])
     recipe = validate_config(Recipe, data, source=str(path))
     if run_dir is not None:
         recipe.run_dir = Path(run_dir)
     return recipe, plan_stages(recipe, source=str(path))
+
+
+def read_recipe_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe's YAML, with ``extends: other.yaml`` (relative to this file) merged underneath."""
+    data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = (path.parent / str(parent)).resolve()
+    if parent_path in seen:
+        raise MicotaError(f"{path}: extends: {parent!r} makes a loop of recipes.")
+    return deep_merge(read_recipe_data(parent_path, (*seen, parent_path)), data)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, merging nested mappings key by key (lists and scalars replace)."""
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def plan_stages(recipe: Recipe, *, source: str) -> list[PlannedStage]:

@@ -37,6 +37,10 @@ def run_recipe(
     if only:
         stages = [s for s in stages if s.name in set(only)]
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
+    if recipe.cpu_threads:
+        import torch
+
+        torch.set_num_threads(recipe.cpu_threads)
     outcomes = []
     for index, stage in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {stage.name} ({stage.kind})")
