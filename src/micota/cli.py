@@ -149,6 +149,52 @@ def grade_command(
 
 # --- end grade ----------------------------------------------------------------------------------
 
+# ---- evaluation and analysis (issue 5): evaluate, analyze bpc, report --------------------------------
+
+analyze_app = typer.Typer(help="Analyses that read finished runs (BPC of models on CoT datasets).", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@app.command()
+def evaluate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Evaluate models on benchmarks (greedy, 16K new tokens): per-sample JSONL + results.json."""
+    _run_stage("micota.evaluate.run", "EvaluateConfig", config, overrides)
+
+
+@analyze_app.command("bpc")
+def analyze_bpc(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Bits per character of each model on each CoT dataset; ranks datasets per student (lowest first)."""
+    import json
+
+    _run_stage("micota.analyze.bpc_stage", "BpcConfig", config, overrides)
+    from micota.analyze.bpc_stage import BPC_NAME, BpcConfig
+    from micota.config import load_config
+
+    out_dir = Path(load_config(BpcConfig, config, overrides or []).out_dir)
+    ranking = json.loads((out_dir / BPC_NAME).read_text(encoding="utf-8"))["ranking"]
+    for model, order in ranking.items():
+        typer.echo(f"{model}: " + " < ".join(order) + "   (lowest BPC = easiest to learn from)")
+
+
+@app.command()
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Run folders to gather (every finished stage under them)."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.md, tables/ and plots/."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Model the Δ tables subtract (Table 1)."),
+) -> None:
+    """Gather manifests and results into one report.md with tables (Markdown/CSV/LaTeX) and PNG plots."""
+    from micota.analyze.report import write_report
+
+    try:
+        path = write_report(run_dirs, out, base_model=base_model)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"report: {path}")
+
+
+# ---- end of evaluation and analysis block -----------------------------------------------------------
+
 
 def main() -> None:  # pragma: no cover - console entry for `python -m micota`
     try:

@@ -26,7 +26,12 @@ DATA_DIR_ENV = "MICOTA_DATA_DIR"
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem: ``answer`` is the gold as a string ready for :func:`micota.grade.grade`."""
+    """One problem: ``answer`` is the gold as a clean string (what a correct model writes).
+
+    ``metadata["gold_raw"]`` keeps the gold as the file stores it (AMC ``27.0``, OlympiadBench's
+    list of ``$…$`` strings); :func:`micota.grade.grade` takes either, and the raw form is what
+    makes ``rule`` mode reproduce the published graders' faults.
+    """
 
     id: str
     problem: str
@@ -96,6 +101,7 @@ class BenchmarkSpec:
     hub_config: Optional[str] = None
     context_field: Optional[str] = None  # OlympiadBench: optional context prepended to the question
     metadata_fields: tuple[str, ...] = ()
+    raw_gold_is_answer: bool = True  # False: the raw field is a worked solution (GSM8K), not an answer
     version: int = 1
 
 
@@ -113,7 +119,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("math500", "HuggingFaceH4/MATH-500", "test", ("problem",), "answer", gold_plain,
                       "small_model_gap_eval", 500, id_field="unique_id", metadata_fields=("subject", "level")),
         BenchmarkSpec("gsm8k", "openai/gsm8k", "test", ("question",), "answer", gold_after_hashes,
-                      "gsm8k_zero_shot", 1319, hub_config="main"),
+                      "gsm8k_zero_shot", 1319, hub_config="main", raw_gold_is_answer=False),
     )
 }
 
@@ -177,7 +183,8 @@ def problem_from_row(spec: BenchmarkSpec, row: dict[str, Any], index: int, *, wh
         raise MicotaError(f"{where}: cannot read gold `{spec.gold_field}`={raw_gold!r} ({exc}).") from None
     row_id = row.get(spec.id_field) if spec.id_field else None
     metadata = {key: row.get(key) for key in spec.metadata_fields if key in row}
-    metadata.update(benchmark=spec.name, benchmark_version=spec.version)
+    metadata.update(benchmark=spec.name, benchmark_version=spec.version,
+                    gold_raw=raw_gold if spec.raw_gold_is_answer else gold)
     return Problem(id=str(row_id if row_id is not None else index), problem=text, answer=gold, metadata=metadata)
 
 

@@ -46,7 +46,7 @@ class EvaluateConfig(StrictModel):
     context_policy: ContextPolicy = "error"  # prompt + max_new_tokens > context: "error" or "lower"
     system_prompt: Optional[str] = None  # optional system message before the rendered prompt
     reflection_markers: list[str] = Field(default_factory=lambda: list(DEFAULT_REFLECTION_MARKERS))
-    grade_workers: int = Field(1, ge=1)  # processes for grading (math-verify is CPU-bound)
+    grade_workers: Optional[int] = Field(None, ge=1)  # grading processes; None = min(CPUs, 8)
     progress: bool = True  # progress bars (does not change results)
 
     @field_validator("benchmarks", mode="before")

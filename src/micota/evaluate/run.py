@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from micota.data import BENCHMARKS, Problem, benchmark_spec, load_benchmark, load_lab_benchmark, render_prompt
+from micota.data import Problem, benchmark_spec, load_benchmark, load_lab_benchmark, render_prompt
 from micota.data.benchmarks import benchmark_file
 from micota.data.prompts import prompt_sha256
 from micota.errors import MicotaError
@@ -122,20 +122,21 @@ def evaluate_pair(cfg: EvaluateConfig, model_name: str, model_path: str, task: B
     return samples, max_new
 
 
-def grade_records(records: list[dict[str, Any]], benchmark: str, *, workers: int = 1) -> tuple[list[Any], list[Any]]:
+def grade_records(records: list[dict[str, Any]], benchmark: str, *, workers: int | None = None) -> tuple[list[Any], list[Any]]:
     """Verdicts of every record in ``robust`` and in ``rule`` mode (micota.grade, imported lazily)."""
     from micota.grade import grade_many
 
-    pairs = [(rec["gold"], rec["response"]) for rec in records]
-    name = benchmark if benchmark in BENCHMARKS else None
-    return (grade_many(pairs, benchmark=name, mode="robust", workers=workers),
-            grade_many(pairs, benchmark=name, mode="rule", workers=workers))
+    # the raw gold (AMC 27.0, OlympiadBench lists): robust mode normalises it, rule mode shows the published faults
+    pairs = [(rec.get("gold_raw", rec["gold"]), rec["response"]) for rec in records]
+    return (grade_many(pairs, benchmark=benchmark, mode="robust", workers=workers),
+            grade_many(pairs, benchmark=benchmark, mode="rule", workers=workers))
 
 
 def _request(cfg: EvaluateConfig, task: BenchmarkTask, problem: Problem) -> GenerationRequest:
     messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
     messages.append({"role": "user", "content": render_prompt(task.prompt, problem.problem)})
-    meta = {"benchmark": task.name, "gold": problem.answer, "prompt_template": task.prompt,
+    meta = {"benchmark": task.name, "gold": problem.answer, "gold_raw": problem.metadata.get("gold_raw", problem.answer),
+            "prompt_template": task.prompt,
             "prompt_sha256": prompt_sha256(task.prompt), "benchmark_version": task.version}
     return GenerationRequest(id=problem.id, messages=messages, meta=meta)
 
