@@ -36,6 +36,6 @@ def test_malformed_prompt_line_is_named(tiny_model, tmp_path):
     with pytest.raises(MicotaError, match=r"p.jsonl:2: malformed JSON"):
         run(cfg)
     prompts.write_text('{"text": "a", "answer": "1"}\n')
-    with pytest.raises(MicotaError, match=r"p.jsonl:1: a prompt needs a text field `problem`"):
+    with pytest.raises(MicotaError, match=r"p.jsonl:1: missing field `problem` or `question`"):
         run(cfg)
     assert not (tmp_path / "gen" / "manifest.json").exists()

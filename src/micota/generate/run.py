@@ -8,13 +8,13 @@ Output folder: ``shards/`` (streamed as samples finish; what makes a killed run 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from pydantic import Field
 
 from micota.config import StrictModel
+from micota.data import load_prompt_set, render_prompt
 from micota.generate.engine import EngineConfig, GenerationRequest
-from micota.generate.prompts import load_prompts, render_prompt
 from micota.generate.writer import generate_records
 from micota.jsonl import write_jsonl
 from micota.manifest import Manifest
@@ -27,7 +27,9 @@ class GenerateConfig(StrictModel):
     """Generate one response per prompt with ``engine``."""
 
     out_dir: Path
-    prompts: Path  # JSONL prompt set: `problem` (or `question`) and `answer` per line; `id` optional
+    prompts: Union[Path, str]  # JSONL prompt set (`problem` or `question`, and `answer` per line) or a hub dataset id
+    prompts_split: str = "train"  # hub datasets only
+    prompts_config: Optional[str] = None  # hub datasets only, e.g. "main" for openai/gsm8k
     engine: EngineConfig
     prompt_template: str = "micota_generation"  # a file in micota/_data/prompts/ (MiCoTA's generation prompt)
     limit: Optional[int] = Field(None, ge=1)  # use only the first N prompts (smoke tests)
@@ -36,7 +38,7 @@ class GenerateConfig(StrictModel):
 
 def build_requests(cfg: GenerateConfig) -> list[GenerationRequest]:
     """One chat request per prompt, carrying the gold answer and source for the filter."""
-    prompts = load_prompts(cfg.prompts)[: cfg.limit]
+    prompts = load_prompt_set(cfg.prompts, split=cfg.prompts_split, hub_config=cfg.prompts_config, limit=cfg.limit)
     return [
         GenerationRequest(
             id=p.id,
@@ -55,9 +57,8 @@ def run(cfg: GenerateConfig) -> Manifest:
         write_jsonl(out / DATA_NAME, records)
         return StageResult(outputs={"data": DATA_NAME}, counts=response_counts(records))
 
-    inputs = {"prompts": cfg.prompts}
-    if Path(cfg.engine.model).exists():
-        inputs["model"] = cfg.engine.model
+    # Local files are hashed by content; a hub id is part of the config hash instead.
+    inputs = {name: path for name, path in (("prompts", cfg.prompts), ("model", cfg.engine.model)) if Path(path).exists()}
     return run_stage("generate", cfg, cfg.out_dir, inputs, body, resumable=True, hash_exclude={"out_dir", "progress"})
 
 

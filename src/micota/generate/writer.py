@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from micota.errors import MicotaError
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
 
 SHARD_DIR = "shards"
@@ -74,7 +75,7 @@ def generate_records(
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"request ids must be unique; repeated: {dupes}")
+        raise MicotaError(f"prompt ids must be unique; repeated: {dupes}. Give each prompt its own `id`.")
     done = read_shards(out_dir)
     pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
     if pending:
