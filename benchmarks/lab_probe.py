@@ -26,6 +26,7 @@ PROBE = {
     "distill_epochs": 3.0,  # SFT epochs on CoT data (TA and students)
     "distill_lr": 2e-3,
     "batch": 32,
+    "scheduler": "cosine",  # or constant_with_warmup: tiny models need a sustained lr to leave the loss plateau
     "max_length": 320,  # SFT max tokens (prompt + response)
     "max_new_tokens": 200,  # generation budget
     "merge_alpha": 0.5,  # weight of the post-SFT TA in the linear stand-in merge
@@ -36,6 +37,7 @@ PROBE = {
     "min_difficulty": 2,
     "max_difficulty": 3,
     "ops": "+-*",
+    "vocab_size": 1024,
     "instruct_styles": "short,short,short,direct",
     "instruct_sizes": "student,ta",  # which random-init models get instruct SFT
     "steps": "all",  # comma list of: instruct,ta,students
@@ -71,6 +73,9 @@ def main(argv: list[str]) -> None:
     mix_long = _mix_long(run_dir / "mix-long.jsonl", teacher_long, teacher_short)
     if "students" in opts["steps"] or opts["steps"] == "all":
         for name, data in (("strong", teacher_long), ("short", teacher_short), ("ta", ta_data), ("merged", merged_data), ("mixlong", mix_long)):
+            if not data.read_text().strip():  # nothing survived the filter: no student to train
+                summary["results"][f"student-{name}"] = {"accuracy": None, "note": f"{data.name} is empty"}
+                continue
             model = _sft(run_dir / f"sft-student-{name}", instruct["student"], [data], opts, "distill", summary)
             _evaluate(f"student-{name}", model, lab, opts, summary)
     _finish(run_dir, summary)
@@ -95,7 +100,7 @@ def _timed(summary: dict, name: str):
 def _lab(run_dir: Path, opts: dict, summary: dict) -> Path:
     from micota.lab.run import LabConfig, run
 
-    keys = ("n_instruct", "n_train_prompts", "n_eval", "min_difficulty", "max_difficulty", "ops", "instruct_styles")
+    keys = ("n_instruct", "n_train_prompts", "n_eval", "min_difficulty", "max_difficulty", "ops", "instruct_styles", "vocab_size")
     with _timed(summary, "lab"):
         values = {k: opts[k] for k in keys} | {"instruct_styles": opts["instruct_styles"].split(",")}
         run(LabConfig(out_dir=str(run_dir / "lab"), **values))
@@ -107,7 +112,7 @@ def _sft(out: Path, model: Path, data: list[Path], opts: dict, kind: str, summar
 
     cfg = SFTConfig(
         out_dir=out, model=str(model), data=data, max_length=opts["max_length"],
-        learning_rate=opts[f"{kind}_lr"], epochs=opts[f"{kind}_epochs"], warmup_ratio=0.05,
+        learning_rate=opts[f"{kind}_lr"], epochs=opts[f"{kind}_epochs"], warmup_ratio=0.05, lr_scheduler=opts["scheduler"],
         global_batch_size=opts["batch"], micro_batch_size=opts["batch"], logging_steps=50, progress=False,
     )
     with _timed(summary, out.name):

@@ -38,14 +38,18 @@ class LabConfig(StrictModel):
     seed: int = 0  # seeds problem sampling, instruct styles and model init
     n_train_prompts: int = Field(400, ge=1)  # problems in prompts.jsonl (what the teachers solve)
     n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)
-    min_difficulty: int = Field(2, ge=1, le=8)  # fewest operations in a chain
+    # One chain length (min = max) keeps every operand at a fixed token offset, which tiny
+    # models learn to look up far sooner than variable offsets (docs/benchmarks.md, Micro-lab).
+    min_difficulty: int = Field(3, ge=1, le=8)  # fewest operations in a chain
     max_difficulty: int = Field(3, ge=1, le=8)  # most operations in a chain
     # instruct.jsonl also has chains from this length up (1 = single steps), a curriculum that
     # lets tiny models learn to copy operands and the arithmetic facts before chaining them.
-    instruct_min_difficulty: int = Field(1, ge=1, le=8)
-    ops: str = Field(OPS, min_length=1)  # operations used, a subset of "+-*"
+    instruct_min_difficulty: int = Field(3, ge=1, le=8)
+    ops: str = Field("+-", min_length=1)  # operations used, a subset of "+-*" (+- : 200 facts to learn)
     eval_percent: int = Field(20, ge=1, le=99)  # % of all possible problems reserved for eval (by hash)
-    vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
+    # BPE vocabulary incl. 256 bytes + 3 special tokens; 1024 merges the fixed phrases of the
+    # lab text into few tokens, so sequences are ~2x shorter (faster SFT, shorter look-ups).
+    vocab_size: int = Field(1024, ge=260, le=4096)
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
     # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
