@@ -103,6 +103,52 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# --- micro-lab (owner: lab) ---------------------------------------------------------------
+
+
+@app.command()
+def lab(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Lab config YAML (optional: defaults are tuned)."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Build the micro-lab: tokenizer, random-init tiny models, prompts, benchmark, instruct data.
+
+    Example: micota lab out_dir=runs/lab/lab
+    """
+    _run_stage("micota.lab.run", "LabConfig", config, overrides)
+
+
+# --- end micro-lab ------------------------------------------------------------------------
+
+# --- grade (issue 3): grade a JSONL file of responses ------------------------------------------
+
+@app.command("grade")
+def grade_command(
+    file: Path = typer.Argument(..., help="JSONL with one gold and one response per line."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write verdicts (default: FILE.graded.jsonl)."),
+    gold_field: str = typer.Option("gold", help="Field holding the gold answer."),
+    response_field: str = typer.Option("response", help="Field holding the model response."),
+    benchmark: Optional[str] = typer.Option(None, help="aime24 | amc23 | olympiadbench | math500 | gsm8k | lab."),
+    mode: str = typer.Option("robust", help="robust (default) or rule (classic MATH strip_string exact match)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: CPU count, at most 8)."),
+) -> None:
+    """Grade every response in FILE against its gold; write verdicts and print accuracy."""
+    from micota.grade.batch import grade_file
+    from micota.grade.grader import MODES
+
+    if mode not in MODES:
+        _fail(MicotaError(f"--mode {mode!r} is not a grading mode; use one of {', '.join(MODES)}."))
+    try:
+        correct, total, out_path = grade_file(file, out, gold_field=gold_field, response_field=response_field,
+                                              benchmark=benchmark, mode=mode, workers=workers)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        accuracy = correct / total if total else 0.0
+        typer.echo(f"grade ({mode}): {correct}/{total} correct, accuracy {accuracy:.4f} -> {out_path}")
+
+# --- end grade ----------------------------------------------------------------------------------
+
 # ---- evaluation and analysis (issue 5): evaluate, analyze bpc, report --------------------------------
 
 analyze_app = typer.Typer(help="Analyses that read finished runs (BPC of models on CoT datasets).", no_args_is_help=True)

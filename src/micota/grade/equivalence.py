@@ -15,7 +15,7 @@ import re
 import time
 
 from micota.grade.extract import choice_letter
-from micota.grade.normalize import drop_assignment, normalize_answer
+from micota.grade.normalize import drop_assignment, last_side, normalize_answer
 from micota.grade.numbers import numbers_match, read_number
 
 MAX_ITEMS = 32  # a list answer with more items is compared item by item only on the fast path
@@ -23,11 +23,13 @@ MAX_SYMBOLIC_CHARS = 400
 MAX_DEPTH = 40
 _BASE = re.compile(r"^([0-9A-Za-z]+)\s*_\s*\{?\s*(\d+|\\text\s*\{\s*\w+\s*\}|[a-z]+)\s*\}?$")
 _WORD = re.compile(r"^[A-Za-z][A-Za-z .'-]*$")
+_ONE_GROUP = re.compile(r"[+-]?\d{1,3},\d{3}")
 _OPEN, _CLOSE = "([{", ")]}"
 _COSTLY = re.compile(
     r"\d{401,}"  # 100k-digit numbers
     r"|\^\s*\{?\s*[-+]?\d{5,}"  # 2^{100000}
     r"|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\^\s*\{\s*\d+\s*\^"  # power towers 10^{10^{10}}
+    r"|\d\s*[eE]\s*[-+]?\d{4,}"  # 1e999999999
     r"|(?:\)|\}|\d{4,})\s*!|\\(?:exec|eval|import|input|system)\b|__|lambda|\bos\.|\bimport\b"
 )
 
@@ -87,6 +89,18 @@ def _wraps_all(text: str) -> bool:
     return True
 
 
+def _balanced(text: str) -> bool:
+    """Whether every bracket closes in order (unbalanced input is malformed, never parsed)."""
+    stack = []
+    for ch in text:
+        if ch in _OPEN:
+            stack.append(ch)
+        elif ch in _CLOSE:
+            if not stack or stack.pop() != _OPEN[_CLOSE.index(ch)]:
+                return False
+    return not stack
+
+
 class Deadline:
     """Seconds left of a case's time limit."""
 
@@ -102,6 +116,8 @@ def is_equivalent(gold: str, answer: str, deadline: Deadline) -> tuple[bool, str
     g, a = prepare(gold), prepare(answer)
     if g == a:
         return True, "identical after normalisation"
+    if not a:
+        return False, "answer is empty after normalisation"
     letter = choice_letter(g)
     if letter and len(g) <= 12:
         other = choice_letter(a)
@@ -109,9 +125,17 @@ def is_equivalent(gold: str, answer: str, deadline: Deadline) -> tuple[bool, str
     return _compare(g, a, deadline, depth=0)
 
 
+def _merge_thousands(text: str, other: str) -> str:
+    """``18,360`` is one number unless the other side is a list too (``1,000`` vs gold ``1, 0``)."""
+    if _ONE_GROUP.fullmatch(text) and len(split_top_level(other)) == 1:
+        return text.replace(",", "")
+    return text
+
+
 def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]:
-    g_shape, g_items = _shape(_expand_pm(drop_assignment(g)))
-    a_shape, a_items = _shape(_expand_pm(drop_assignment(a)))
+    g, a = _merge_thousands(g, a), _merge_thousands(a, g)
+    g_shape, g_items = _shape(_expand_pm(drop_assignment(_as_interval(g))))
+    a_shape, a_items = _shape(_expand_pm(drop_assignment(_as_interval(a))))
     if g_shape == "one" and a_shape == "one":
         return _compare_item(g_items[0], a_items[0], deadline)
     if len(g_items) != len(a_items):
@@ -121,6 +145,8 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
     unordered = g_shape in {"set", "list"}
     if not unordered and a_shape not in {g_shape, "list"}:
         return False, f"brackets {a_shape} differ from gold {g_shape} (open/closed ends or tuple)"
+    if g_shape == "set" and len(g_items) == 1 and a_shape == "one":
+        return _compare_item(g_items[0], a_items[0], deadline)
     if unordered and a_shape not in {"set", "list", "()", "[]"}:
         return False, f"gold is a collection, answer is {a_shape}"
     match = (lambda x, y: _compare(x, y, deadline, depth + 1)[0])
@@ -144,6 +170,28 @@ def _match_unordered(gold: list[str], answer: list[str], match) -> bool:
     return True
 
 
+_REL = {"<": "<", ">": ">", "\\lt": "<", "\\gt": ">", "\\leq": "<=", "\\le": "<=", "\\geq": ">=",
+        "\\ge": ">=", "<=": "<=", ">=": ">="}
+_REL_RE = r"(<=|>=|<|>|\\leq|\\geq|\\le|\\ge|\\lt|\\gt)(?![a-zA-Z])"
+_ONE_SIDED = re.compile(rf"^[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+_TWO_SIDED = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+
+
+def _as_interval(text: str) -> str:
+    """``x \\geq 2`` -> ``[2, \\infty)``; ``-1 < x \\le 3`` -> ``(-1, 3]`` (one variable only)."""
+    if match := _ONE_SIDED.match(text.strip()):
+        rel, bound = _REL[match.group(1)], match.group(2).strip()
+        if rel.startswith(">"):
+            return ("[" if rel == ">=" else "(") + bound + ", \\infty)"
+        return "(-\\infty, " + bound + ("]" if rel == "<=" else ")")
+    if match := _TWO_SIDED.match(text.strip()):
+        low, rel_low, rel_high, high = match.groups()
+        if _REL[rel_low].startswith("<") and _REL[rel_high].startswith("<"):
+            return (("[" if _REL[rel_low] == "<=" else "(") + low.strip() + ", " + high.strip()
+                    + ("]" if _REL[rel_high] == "<=" else ")"))
+    return text
+
+
 def _expand_pm(text: str) -> str:
     """``1 \\pm \\sqrt{2}`` -> ``1 + \\sqrt{2}, 1 - \\sqrt{2}`` (one ± only)."""
     if text.count("\\pm") == 1 and "," not in text:
@@ -153,6 +201,8 @@ def _expand_pm(text: str) -> str:
 
 def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     g, a = drop_assignment(g), drop_assignment(a)
+    if "=" not in g and "=" in a:
+        a = last_side(a)
     if g == a or g.replace(" ", "") == a.replace(" ", ""):
         return True, "identical after normalisation"
     g_num, a_num = read_number(g), read_number(a)
@@ -161,6 +211,9 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
         return same, "numerically equal" if same else "numbers differ"
     if g_num is not None and a_num is None and _is_letter_choice_with_value(a):
         return _compare_item(g, re.sub(r"^\(?[A-E]\)\s*", "", a), deadline)
+    if g_num is not None and a_num is None and (stated := _number_in_words(a)) is not None:
+        same = numbers_match(g_num, stated)
+        return same, "number stated in words " + ("matches" if same else "differs")
     base = _compare_base(g, a)
     if base is not None:
         return base, "base-n numeral " + ("matches" if base else "differs")
@@ -170,6 +223,18 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     if a_num is not None and a_num.places is not None and g_num is None:
         return False, "decimal approximation of an exact gold"
     return _compare_symbolic(g, a, deadline)
+
+
+def _number_in_words(text: str):
+    """``there are 5 ways`` -> 5: one numeral token, every other token a plain word (no math)."""
+    tokens = text.rstrip(".!").split()
+    if len(tokens) > 30:
+        return None
+    numerals = [t for t in tokens if re.fullmatch(r"\d+(?:\.\d+)?", t)]
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z']{1,15},?", t)]
+    if len(numerals) != 1 or len(numerals) + len(words) != len(tokens) or not words:
+        return None
+    return read_number(numerals[0])
 
 
 def _is_letter_choice_with_value(text: str) -> bool:
@@ -201,11 +266,11 @@ def _base_value(base: str) -> str:
 
 def _compare_symbolic(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     for text, who in ((g, "gold"), (a, "answer")):
-        if len(text) > MAX_SYMBOLIC_CHARS or _depth(text) > MAX_DEPTH:
+        if len(text) > MAX_SYMBOLIC_CHARS or _depth(text) > MAX_DEPTH or not _balanced(text):
             return False, f"{who} too long or too deeply nested for symbolic comparison"
         if _COSTLY.search(text):
             return False, f"{who} refused: would be too costly or unsafe to evaluate"
-    budget = deadline.left() - 0.15
+    budget = deadline.left() - 0.3  # leaves time to kill the child and answer inside the limit
     if budget <= 0.05:
         return False, "timed out before symbolic comparison"
     from micota.grade.symbolic import symbolic_equal

@@ -29,7 +29,7 @@ _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 def _braced(text: str, start: int) -> tuple[str, int] | None:
     """Content of the ``{…}`` group opening at ``text[start]`` and the index after it."""
     depth = 0
-    for i in range(start, len(text)):
+    for i in range(start, min(len(text), start + MAX_ANSWER_CHARS + 2)):  # longer is no answer
         ch = text[i]
         if ch == "{" and (i == 0 or text[i - 1] != "\\"):
             depth += 1
@@ -59,6 +59,23 @@ def last_boxed(text: str) -> str | None:
         if bare and rest > match.end():
             return bare.group(0).rstrip(".,")
     return None
+
+
+def boxes_on_last_line(response: str) -> list[str]:
+    """Every complete box on the line of the last box (``x=\\boxed{2}`` or ``x=\\boxed{3}``)."""
+    text = visible_text(clean_text(response)) or ""
+    boxes = list(_BOX.finditer(text))
+    if len(boxes) < 2:
+        return []
+    line_start = text.rfind("\n", 0, boxes[-1].start()) + 1
+    found = []
+    for match in boxes[-MAX_BOXES:]:
+        if match.start() >= line_start:
+            brace = text.find("{", match.end())
+            group = _braced(text, brace) if brace == match.end() else None
+            if group and group[0].strip():
+                found.append(group[0].strip())
+    return found
 
 
 def _phrase_answer(text: str) -> str | None:
@@ -111,7 +128,7 @@ def extract_answer(response: str, *, benchmark: str | None = None) -> str | None
         answer = _phrase_answer(text)
     if answer is None:
         answer = _bare_answer(text)
-    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+    if answer is None or not answer.strip() or len(answer) > MAX_ANSWER_CHARS:
         return None
     return _benchmark_answer(answer.strip(), benchmark)
 

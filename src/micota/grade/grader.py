@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-from micota.grade.equivalence import Deadline, is_equivalent
-from micota.grade.extract import extract_answer, last_boxed
+from micota.grade.equivalence import Deadline, is_equivalent, prepare, split_top_level
+from micota.grade.extract import boxes_on_last_line, extract_answer, last_boxed
 from micota.grade.rule import rule_equal
 
 Gold = Union[str, float, int, Sequence[str]]
@@ -100,4 +100,10 @@ def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s:
     if not gold.strip():
         return Verdict(False, answer, "gold answer is empty")
     same, reason = is_equivalent(gold, answer, deadline)
+    if not same and split_top_level(prepare(gold))[1:] and not split_top_level(prepare(answer))[1:]:
+        boxes = boxes_on_last_line(response)  # several answers boxed one by one on the final line
+        if len(boxes) > 1:
+            joined = ", ".join(boxes)
+            same, reason = is_equivalent(gold, joined, deadline)
+            answer = joined if same else answer
     return Verdict(same, answer, reason)

@@ -34,11 +34,18 @@ UNIT_WORDS = (
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
-_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:\^?\s*[23])?\s*(?:(?:{UNIT_WORDS})(?:\^?\{{?[23]\}}?)?\.?\s*)+$",
+_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:(?:{UNIT_WORDS})\b(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
                         re.IGNORECASE)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
-_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+)\s*=(?![=<>])\s*")
-_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
+_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+|"
+                  r"\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\))\s*(?:=(?![=<>])|\\in\b)\s*")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|[+-]?\d{1,3},\d{3}\.\d+")
+_SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
+
+
+_NUMBER_WORDS = {word: str(n) for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
 
 
 def clean_text(text: str) -> str:
@@ -106,19 +113,26 @@ def normalize_answer(text: str) -> str:
     '18360.00'
     """
     text = strip_wrappers(clean_text(text))
+    text = text.replace("\\cfrac", "\\frac").replace("\\langle", "(").replace("\\rangle", ")")
+    text = re.sub(r"^\\approx\s*|^[a-zA-Z]\s*\\approx\s*", "", text.strip())
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
     text = text.replace("\\left", "").replace("\\right", "").replace("\\big", "").replace("\\Big", "")
     text = re.sub(r"\\(?:\$|dollar)", "", text).replace("$", " ")
     text = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", text)
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
+    if _THOUSANDS.fullmatch(text.strip()):
+        text = text.replace(",", "")
     text = unwrap_text_commands(text)
-    text = _SPACES.sub(" ", text)
+    text = _SPACES.sub(" ", text).replace("\\varnothing", "\\emptyset").replace("\\{\\}", "\\emptyset")
     text = text.replace("\\%", "%").replace("percent", "%").replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
     text = text.replace("\\geqslant", "\\geq").replace("\\leqslant", "\\leq")
+    if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", text):  # sin 60° is sin(pi/3), not sin(60)
+        text = re.sub(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?", r"(\1\\pi/180)", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\bdegrees?\b", "", text)
     text = _SQRT_BARE.sub(r"\\sqrt{\1}", text)
     text = _UNIT_TAIL.sub("", text.strip())
     text = re.sub(r"\s+", " ", text).strip().rstrip(".").strip()
+    text = _NUMBER_WORDS.get(text.lower(), text)
     return strip_wrappers(text)
 
 
@@ -128,3 +142,9 @@ def drop_assignment(text: str) -> str:
     if match and "=" not in text[match.end():]:
         return text[match.end():].strip()
     return text
+
+
+def last_side(text: str) -> str:
+    """``\\frac{6}{4} = \\frac{3}{2}`` -> ``\\frac{3}{2}``: a chain of equalities states its last side."""
+    sides = re.split(r"(?<![<>!\\])=(?![=<>])", text)
+    return sides[-1].strip() if len(sides) > 1 and sides[-1].strip() else text

@@ -23,6 +23,7 @@ _FRAC = re.compile(r"^([+-]?)\\frac\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))\s*(?:\{\s*([
 _MIXED = re.compile(r"^([+-]?)(\d+)\s*(?:\\frac\s*\{(\d+)\}\s*\{(\d+)\}|\\frac(\d)(\d)|\s(\d+)\s*/\s*(\d+))$")
 _SCI = re.compile(rf"^({_DEC})\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^|\*\s*10\s*\*\*|\\times10\^)\s*"
                   r"\{?\s*([+-]?\d+)\s*\}?$")
+_REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\s*\{\s*(\d{1,20})\s*\}$")
 _POW10 = re.compile(r"^10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?$")
 
 
@@ -86,10 +87,19 @@ def _plain_number(text: str) -> Number | None:
             return None
         places = None if base.places is None else max(base.places - exp, 0) or None
         return Number(base.value * Fraction(10) ** exp, places)
+    if match := _REPEATING.match(text):
+        return Number(_repeating_value(*match.groups()))
     if match := _POW10.match(text):
         exp = int(match.group(1))
         return Number(Fraction(10) ** exp) if abs(exp) <= MAX_EXPONENT else None
     return None
+
+
+def _repeating_value(sign: str, whole: str, fixed: str, period: str) -> Fraction:
+    """``0.1\\overline{6}`` = 1/6 exactly (issue 3: math-verify rejects ``\\overline`` decimals)."""
+    value = Fraction(int(whole or "0")) + (Fraction(int(fixed), 10 ** len(fixed)) if fixed else 0)
+    value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return -value if sign == "-" else value
 
 
 def _mixed(match: re.Match) -> Number | None:

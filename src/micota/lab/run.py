@@ -14,16 +14,15 @@ Outputs in ``out_dir``:
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from micota.config import StrictModel
 from micota.errors import MicotaError
+from micota.jsonl import write_jsonl
 from micota.lab.models import LAB_MODEL_SIZES, build_model
 from micota.lab.solutions import write_solution
 from micota.lab.task import OPS, Problem, format_user_turn, make_problems, problem_record
@@ -46,18 +45,32 @@ class LabConfig(StrictModel):
     vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
-    instruct_styles: list[Literal["direct", "short", "long"]] = Field(default_factory=lambda: ["direct", "short"])  # cycled
+    # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
+    # mostly short CoT, as Qwen2.5-Instruct answers, with some direct answers.
+    instruct_styles: list[Literal["direct", "short", "long"]] = Field(
+        default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        bad = sorted(set(value) - set(OPS))
+        if bad:
+            raise ValueError(f"may only contain the operations {OPS!r}, got {bad}; e.g. ops: '+-'")
+        return value
+
+    @field_validator("model_sizes")
+    @classmethod
+    def _known_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in LAB_MODEL_SIZES]
+        if unknown:
+            raise ValueError(f"unknown model sizes {unknown}; available: {', '.join(LAB_MODEL_SIZES)}")
+        return value
 
     @model_validator(mode="after")
-    def _check(self) -> "LabConfig":
+    def _difficulty_range(self) -> "LabConfig":
         if self.min_difficulty > self.max_difficulty:
             raise ValueError(f"min_difficulty ({self.min_difficulty}) must be <= max_difficulty ({self.max_difficulty})")
-        bad_ops = sorted(set(self.ops) - set(OPS))
-        if bad_ops:
-            raise ValueError(f"ops may only contain {OPS!r}, got {bad_ops}")
-        unknown = [s for s in self.model_sizes if s not in LAB_MODEL_SIZES]
-        if unknown:
-            raise ValueError(f"model_sizes {unknown} unknown; available: {', '.join(LAB_MODEL_SIZES)}")
         return self
 
 
@@ -72,9 +85,9 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     for index, size in enumerate(cfg.model_sizes):
         build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
     counts = {
-        "prompts": _write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
-        "bench": _write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
-        "instruct": _write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
+        "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
+        "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
+        "instruct": write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
         "models": len(cfg.model_sizes),
     }
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
@@ -112,13 +125,3 @@ def _instruct_records(problems: list[Problem], cfg: LabConfig) -> Iterable[dict[
             "style": style,
         }
 
-
-def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count

@@ -79,14 +79,7 @@ def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     """Stream the merge into ``folder``: shards, index, copied base files, then config.json."""
     source = Path(cfg.base or cfg.models[0].model)
     jobs = plan_jobs(cfg)
-    settings = MergeSettings(
-        method=MERGE_METHODS[cfg.method],
-        normalize=cfg.resolved_normalize(),
-        rescale=cfg.resolved_rescale(),
-        seed=cfg.seed,
-        compute_dtype=_TORCH_DTYPES[cfg.dtype],
-        chunk_numel=cfg.chunk_mb * (1 << 20) // 4,
-    )
+    settings = merge_settings(cfg)
     specs = [(job.name, job.out_dtype, job.base.shape) for job in jobs]
     by_name = {job.name: job for job in jobs}
     shards = plan_shards(specs, cfg.shard_size_mb * 1_000_000)
@@ -110,6 +103,18 @@ def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     (folder / RESOLVED_CONFIG_NAME).write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False))
     _write_model_config(cfg, source, folder)  # last: its presence marks a complete model
     return {"tensors": len(jobs), "parameters": sum(job.base.numel for job in jobs), "shards": len(shards)}
+
+
+def merge_settings(cfg: MergeConfig) -> MergeSettings:
+    """The per-merge settings every tensor shares (method row resolved against the config)."""
+    return MergeSettings(
+        method=MERGE_METHODS[cfg.method],
+        normalize=cfg.resolved_normalize(),
+        rescale=cfg.resolved_rescale(),
+        seed=cfg.seed,
+        compute_dtype=_TORCH_DTYPES[cfg.dtype],
+        chunk_numel=cfg.chunk_mb * (1 << 20) // 4,
+    )
 
 
 def _write_model_config(cfg: MergeConfig, source: Path, folder: Path) -> None:

@@ -89,7 +89,10 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code, field="sft.tokenizer")
     data = load_sft_rows(cfg.data, tokenizer, cfg.max_length)
     if not data.rows:
-        raise MicotaError(f"sft: no sample of {[str(p) for p in cfg.data]} fits max_length={cfg.max_length}; raise max_length.")
+        files = ", ".join(str(p) for p in cfg.data)
+        if not data.dropped_too_long:
+            raise MicotaError(f"sft: the training data is empty ({files}). If a filter stage made it, its dropped.jsonl says why.")
+        raise MicotaError(f"sft: none of the {len(data.dropped_too_long)} samples in {files} fits max_length={cfg.max_length}; raise max_length.")
     (out / "dropped.json").write_text(json.dumps({"too_long": data.dropped_too_long}, indent=1))
     trainer = SFTTrainer(
         model=_load_model(cfg),
