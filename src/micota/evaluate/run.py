@@ -2,13 +2,15 @@
 
 Layout under ``out_dir``::
 
-    generations/<model>/<benchmark>/shards/…   resumable raw generations (micota.generate)
+    generations/<model>/max_new_<N>/shards/…   resumable raw generations of all benchmarks (micota.generate)
     samples/<model>/<benchmark>.jsonl           one auditable record per problem
     results.json                                {model: {benchmark: metrics}}, rewritten after each pair
 
-Every sample is graded in both modes of :mod:`micota.grade`: ``robust`` (math-verify based)
-and ``rule`` (the plain rule-based extraction public harnesses use), so the gap between
-them is visible per benchmark (issue 5: AMC and OlympiadBench lose points under ``rule``).
+Every sample is graded in both modes of :mod:`micota.grade` against the gold as the file
+stores it: ``robust`` (normalised, math-verify equivalence) and ``rule`` (the classic MATH
+grader the published numbers used), so the gap between them is visible per benchmark
+(issue 5: AMC and OlympiadBench lose points under ``rule``). The context-length guard runs
+for engines that load a local model (hf, vllm); remote and scripted engines skip it.
 """
 
 from __future__ import annotations
