@@ -144,12 +144,12 @@ def benchmark_file(name: str, data_dir: str | Path | None = None) -> Path:
     so the data folder itself or its ``benchmarks/`` subfolder may be given.
     """
     benchmark_spec(name)
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    root = data_dir if data_dir is not None else (os.environ.get(DATA_DIR_ENV) or None)
     if root is None:
         raise MicotaError(
             f"benchmark {name!r}: no data folder given. Pass data_dir=... (CLI/YAML: `data_dir:`) or set "
-            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online users can pass source='hub' "
-            f"to load {BENCHMARKS[name].hub_id}.")
+            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online, `benchmark_source: hub` (Python: "
+            f"source='hub') loads {BENCHMARKS[name].hub_id} instead.")
     candidates = [Path(root) / name / "test.jsonl", Path(root) / "benchmarks" / name / "test.jsonl"]
     for path in candidates:
         if path.is_file():
