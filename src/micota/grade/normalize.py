@@ -142,6 +142,7 @@ def normalize_answer(text: str) -> str:
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", text):  # sin 60° is sin(pi/3), not sin(60)
         text = re.sub(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?", r"(\1\\pi/180)", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\bdegrees?\b", "", text)
+    text = re.sub(r"\\sqrt\s*\(([^()]{1,40})\)", r"\\sqrt{\1}", text)  # unicode √(2) arrives as \sqrt(2)
     text = _SQRT_BARE.sub(r"\\sqrt{\1}", text)
     text = _UNIT_TAIL.sub("", text.strip())
     text = re.sub(r"\s+", " ", text).strip().rstrip(".").strip()
