@@ -88,12 +88,14 @@ def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     for number, shard in enumerate(shards, start=1):
         name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
         writer = ShardWriter(folder / name, shard)
-        for tensor_name, _, _ in shard:
-            for chunk in merged_chunks(by_name[tensor_name], settings):
-                writer.write(chunk)
-                progress.update(chunk.numel())
-            weight_map[tensor_name] = name
-        writer.close()
+        try:
+            for tensor_name, _, _ in shard:
+                for chunk in merged_chunks(by_name[tensor_name], settings):
+                    writer.write(chunk)
+                    progress.update(chunk.numel())
+                weight_map[tensor_name] = name
+        finally:
+            writer.close()
         total += writer.data_size
     progress.close()
     write_index(folder, weight_map, total)
