@@ -47,12 +47,153 @@ def _run_stage(module: str, config_class: str, config: Path, overrides: Optional
         typer.echo(f"{manifest.stage}: done ({manifest.wall_time_s:.1f}s) counts={manifest.counts}")
 
 
+# ---- pipeline and stage commands (lead) ----------------------------------------------------
+
+
+@app.command("run")
+def run_recipe_cmd(
+    recipe: Path = typer.Argument(..., help="Pipeline recipe YAML, e.g. recipes/lab/micota.yaml."),
+    overrides: Optional[List[str]] = OverridesArg,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where stage folders go (overrides the recipe's run_dir)."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these stages (repeatable)."),
+) -> None:
+    """Run a whole recipe (the MiCoTA DAG), skipping stages that are already done."""
+    from micota.pipeline.run import run_recipe
+
+    try:
+        outcomes = run_recipe(recipe, overrides or [], run_dir, only)
+    except MicotaError as exc:
+        _fail(exc)
+    ran = sum(o.ran for o in outcomes)
+    typer.echo(f"{ran} stage(s) ran, {len(outcomes) - ran} were up to date.")
+
+
+@app.command()
+def generate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Generate responses for a prompt set with one engine (resumable)."""
+    _run_stage("micota.generate.run", "GenerateConfig", config, overrides)
+
+
+@app.command("filter")
+def filter_cmd(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Keep generated samples that are correct, finished and short enough."""
+    _run_stage("micota.curate.filter", "FilterConfig", config, overrides)
+
+
+@app.command()
+def mix(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Blend datasets by ratio (Mix-Long, Mix-Large)."""
+    _run_stage("micota.curate.mix", "MixConfig", config, overrides)
+
+
+@app.command()
+def sft(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Fine-tune a model on chat data with TRL's SFTTrainer."""
+    _run_stage("micota.sft.run", "SFTConfig", config, overrides)
+
+
+# ---- end of lead block --------------------------------------------------------------------
+
+
 @app.command()
 def version() -> None:
     """Print the micota version."""
     from micota import __version__
 
     typer.echo(__version__)
+
+
+# --- micro-lab (owner: lab) ---------------------------------------------------------------
+
+
+@app.command()
+def lab(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Lab config YAML (optional: defaults are tuned)."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Build the micro-lab: tokenizer, random-init tiny models, prompts, benchmark, instruct data.
+
+    Example: micota lab out_dir=runs/lab/lab
+    """
+    _run_stage("micota.lab.run", "LabConfig", config, overrides)
+
+
+# --- end micro-lab ------------------------------------------------------------------------
+
+# --- grade (issue 3): grade a JSONL file of responses ------------------------------------------
+
+@app.command("grade")
+def grade_command(
+    file: Path = typer.Argument(..., help="JSONL with one gold and one response per line."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write verdicts (default: FILE.graded.jsonl)."),
+    gold_field: str = typer.Option("gold", help="Field holding the gold answer."),
+    response_field: str = typer.Option("response", help="Field holding the model response."),
+    benchmark: Optional[str] = typer.Option(None, help="aime24 | amc23 | olympiadbench | math500 | gsm8k | lab."),
+    mode: str = typer.Option("robust", help="robust (default) or rule (classic MATH strip_string exact match)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: CPU count, at most 8)."),
+) -> None:
+    """Grade every response in FILE against its gold; write verdicts and print accuracy."""
+    from micota.grade.batch import grade_file
+    from micota.grade.grader import MODES
+
+    if mode not in MODES:
+        _fail(MicotaError(f"--mode {mode!r} is not a grading mode; use one of {', '.join(MODES)}."))
+    try:
+        correct, total, out_path = grade_file(file, out, gold_field=gold_field, response_field=response_field,
+                                              benchmark=benchmark, mode=mode, workers=workers)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        accuracy = correct / total if total else 0.0
+        typer.echo(f"grade ({mode}): {correct}/{total} correct, accuracy {accuracy:.4f} -> {out_path}")
+
+# --- end grade ----------------------------------------------------------------------------------
+
+# ---- evaluation and analysis (issue 5): evaluate, analyze bpc, report --------------------------------
+
+analyze_app = typer.Typer(help="Analyses that read finished runs (BPC of models on CoT datasets).", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@app.command()
+def evaluate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Evaluate models on benchmarks (greedy, 16K new tokens): per-sample JSONL + results.json."""
+    _run_stage("micota.evaluate.run", "EvaluateConfig", config, overrides)
+
+
+@analyze_app.command("bpc")
+def analyze_bpc(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Bits per character of each model on each CoT dataset; ranks datasets per student (lowest first)."""
+    import json
+
+    _run_stage("micota.analyze.bpc_stage", "BpcConfig", config, overrides)
+    from micota.analyze.bpc_stage import BPC_NAME, BpcConfig
+    from micota.config import load_config
+
+    out_dir = Path(load_config(BpcConfig, config, overrides or []).out_dir)
+    ranking = json.loads((out_dir / BPC_NAME).read_text(encoding="utf-8"))["ranking"]
+    for model, order in ranking.items():
+        typer.echo(f"{model}: " + " < ".join(order) + "   (lowest BPC = easiest to learn from)")
+
+
+@app.command()
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Run folders to gather (every finished stage under them)."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.md, tables/ and plots/."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Model the Δ tables subtract (Table 1)."),
+) -> None:
+    """Gather manifests and results into one report.md with tables (Markdown/CSV/LaTeX) and PNG plots."""
+    from micota.analyze.report import write_report
+
+    try:
+        path = write_report(run_dirs, out, base_model=base_model)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"report: {path}")
+
+
+# ---- end of evaluation and analysis block -----------------------------------------------------------
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m micota`

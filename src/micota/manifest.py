@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import platform
-import time
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -98,7 +98,7 @@ def write_manifest(stage_dir: str | Path, manifest: Manifest) -> Path:
     if not manifest.versions:
         manifest.versions = package_versions()
     if not manifest.created_at:
-        manifest.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        manifest.created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     target = stage_dir / MANIFEST_NAME
     tmp = stage_dir / f".{MANIFEST_NAME}.tmp"
     tmp.write_text(manifest.to_json(), encoding="utf-8")

@@ -1,8 +1,9 @@
 """The engine interface and the table of engines.
 
 An engine turns chat requests into completions. Engines are rows of :data:`ENGINES`
-(``name -> "module:Class"``), imported lazily so optional GPU stacks (vLLM) are only needed
-when used. Every engine class takes an :class:`EngineConfig` and implements
+(``name -> "module:Class"``), imported lazily so optional stacks are only needed when used.
+Rows today: ``hf`` (transformers, CPU or GPU) and ``scripted`` (the micro-lab's teacher);
+a vLLM or OpenAI-server engine joins by adding a class with the same ``generate``. Every engine class takes an :class:`EngineConfig` and implements
 ``generate(requests) -> Iterator[Completion]``, yielding completions as they finish (any
 order); the writer handles ordering, resuming and de-duplication.
 """
@@ -54,7 +55,7 @@ class ScriptedOptions(StrictModel):
 class EngineConfig(StrictModel):
     """How to generate: which engine and model, and the sampling settings."""
 
-    engine: Literal["hf", "scripted", "vllm", "openai"] = "hf"
+    engine: Literal["hf", "scripted"] = "hf"  # rows of ENGINES
     model: str  # HF hub id or local model folder (scripted: a tokenizer folder, for token counts)
     tokenizer: Optional[str] = None  # defaults to `model`
     max_new_tokens: int = Field(16384, ge=1)  # the paper generates up to 16K tokens
@@ -65,15 +66,12 @@ class EngineConfig(StrictModel):
     device: str = "auto"  # "auto" picks cuda when available, else cpu
     seed: int = 0
     trust_remote_code: bool = False  # never run a model repo's code unless asked
-    base_url: Optional[str] = None  # openai engine: the server's /v1 URL
     scripted: Optional[ScriptedOptions] = None
 
 
 ENGINES: dict[str, str] = {
     "hf": "micota.generate.hf:HFEngine",
     "scripted": "micota.lab.teacher:ScriptedTeacherEngine",
-    "vllm": "micota.generate.vllm:VLLMEngine",
-    "openai": "micota.generate.openai:OpenAIEngine",
 }
 
 

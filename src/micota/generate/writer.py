@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from micota.errors import MicotaError
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
 
 SHARD_DIR = "shards"
@@ -64,28 +65,33 @@ def generate_records(
     *,
     desc: str = "generate",
     progress: bool = True,
-    flush_every: int = 8,
 ) -> list[dict[str, Any]]:
-    """Generate every request not yet on disk under ``out_dir``; return all records in request order."""
+    """Generate every request not yet on disk under ``out_dir``; return all records in request order.
+
+    Requests are cut into chunks of ``batch_size`` by a fixed rule (longest prompts first), and
+    a chunk is sent whole even when a kill left part of it on disk: an engine then sees the
+    same batches as an uninterrupted run, so batched greedy decoding gives identical text.
+    """
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"request ids must be unique; repeated: {dupes}")
+        raise MicotaError(f"prompt ids must be unique; repeated: {dupes}. Give each prompt its own `id`.")
     done = read_shards(out_dir)
-    todo = [r for r in requests if r.id not in done]
-    if todo:
-        by_id = {r.id: r for r in todo}
+    pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
+    if pending:
         engine = load_engine(engine_config)
-        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=desc, disable=not progress, unit="sample")
+        bar = tqdm(total=len(requests), initial=len(done.keys() & set(ids)), desc=desc, disable=not progress, unit="sample")
         with _open_new_shard(out_dir) as handle:
-            for count, completion in enumerate(engine.generate(todo), start=1):
-                record = completion_record(by_id[completion.id], completion)
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                done[completion.id] = record
-                bar.update(1)
-                if count % flush_every == 0:
-                    _sync(handle)
-            _sync(handle)
+            for chunk in pending:
+                by_id = {r.id: r for r in chunk}
+                for completion in engine.generate(chunk):
+                    if completion.id in done:  # written before a kill tore this chunk
+                        continue
+                    record = completion_record(by_id[completion.id], completion)
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    done[completion.id] = record
+                    bar.update(1)
+                _sync(handle)
         bar.close()
     missing = [i for i in ids if i not in done]
     if missing:
@@ -93,17 +99,10 @@ def generate_records(
     return [done[i] for i in ids]
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records to ``path`` atomically (temp file + rename); return how many."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
+def request_chunks(requests: Sequence[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
+    """Deterministic batches: sorted by prompt length (longest first, then id), ``size`` each."""
+    ordered = sorted(requests, key=lambda r: (-sum(len(m["content"]) for m in r.messages), r.id))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _open_new_shard(out_dir: str | Path):

@@ -1,0 +1,135 @@
+"""Accuracy and speed of ``micota.grade`` against the classic rule grader and plain math-verify.
+
+Usage (from the repo root; prints a markdown table for docs/benchmarks.md):
+
+    PYTHONPATH=src python benchmarks/grade_bench.py [--shared ../shared/data] [--skip-speed]
+
+Accuracy: the labelled cases in tests/cases/*.jsonl. Gold self-check: every benchmark gold, boxed,
+graded against itself. Speed: a realistic mix built from the real benchmark golds (a ~1.5 KB
+chain of thought ending in a boxed answer; half right, half wrong), one process, warm caches; and
+plain-integer grades per second on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests" / "grade"))
+
+from micota.grade import gold_text, grade  # noqa: E402
+
+FILLER = ("Let me think step by step. We set up the equation and simplify both sides carefully. "
+          "Wait, let me double-check the arithmetic before going on. ") * 8
+
+
+def load_cases() -> list[dict]:
+    return [json.loads(line) for path in sorted((REPO / "tests" / "cases").glob("*.jsonl"))
+            for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def math_verify_correct(gold, response: str) -> bool:
+    """Plain math-verify as users call it: parse both with the default configs, then verify."""
+    from math_verify import parse, verify
+
+    text = gold_text(gold, "rule")
+    text = text if "$" in text else f"${text}$"
+    try:
+        return bool(verify(parse(text), parse(response)))
+    except Exception:  # noqa: BLE001 - a crash is a wrong verdict for the baseline
+        return False
+
+
+def accuracy_rows(cases: list[dict]) -> list[tuple[str, float, int, int]]:
+    """(grader, accuracy, false positives, negatives) on the labelled cases."""
+    graders = {
+        "micota robust": lambda c: grade(c["gold"], c["response"], benchmark=c.get("benchmark")).correct,
+        "micota rule (MATH strip_string)": lambda c: grade(c["gold"], c["response"], mode="rule").correct,
+        "math-verify 0.9 (defaults)": lambda c: math_verify_correct(c["gold"], c["response"]),
+    }
+    negatives = sum(not c["correct"] for c in cases)
+    rows = []
+    for name, judge in graders.items():
+        verdicts = [judge(c) for c in cases]
+        right = sum(v == c["correct"] for v, c in zip(verdicts, cases))
+        false_pos = sum(v and not c["correct"] for v, c in zip(verdicts, cases))
+        rows.append((name, right / len(cases), false_pos, negatives))
+    return rows
+
+
+def benchmark_golds(shared: Path) -> dict[str, list]:
+    from test_benchmark_golds import GOLD_FIELDS, read_golds
+
+    return {name: read_golds(shared, name) for name in GOLD_FIELDS}
+
+
+def self_check_rows(golds: dict[str, list]) -> list[tuple[str, int, float, float]]:
+    rows = []
+    for name, items in golds.items():
+        boxed = [f"The final answer is $\\boxed{{{gold_text(g)}}}$." for g in items]
+        robust = sum(grade(g, r, benchmark=name).correct for g, r in zip(items, boxed))
+        rule = sum(grade(g, r, mode="rule").correct for g, r in zip(items, boxed))
+        rows.append((name, len(items), robust / len(items), rule / len(items)))
+    return rows
+
+
+def realistic_mix(golds: dict[str, list], seed: int = 0) -> list[tuple[object, str, str]]:
+    """(gold, response, benchmark): every real gold once, half answered right, half with another gold."""
+    rng = random.Random(seed)
+    mix = []
+    for name, items in golds.items():
+        for gold in items:
+            stated = gold_text(gold) if rng.random() < 0.5 else gold_text(rng.choice(items))
+            mix.append((gold, f"{FILLER}\nSo the final answer is $\\boxed{{{stated}}}$.", name))
+    rng.shuffle(mix)
+    return mix
+
+
+def cases_per_second(judge, mix) -> float:
+    start = time.perf_counter()
+    for gold, response, name in mix:
+        judge(gold, response, name)
+    return len(mix) / (time.perf_counter() - start)
+
+
+def speed_rows(golds: dict[str, list]) -> list[tuple[str, float]]:
+    from micota.grade.symbolic import warm_up
+
+    warm_up()
+    mix = realistic_mix(golds)
+    ours = cases_per_second(lambda g, r, b: grade(g, r, benchmark=b), mix)
+    theirs = cases_per_second(lambda g, r, b: math_verify_correct(g, r), mix)
+    ints = [("42", f"{FILLER}\nSo the final answer is $\\boxed{{{n}}}$.", None) for n in range(20000)]
+    per_core = cases_per_second(lambda g, r, b: grade(g, r), ints)
+    return [(f"micota robust, realistic mix ({len(mix)} cases)", ours),
+            (f"math-verify 0.9, same mix", theirs),
+            ("micota robust, plain integers (1 core)", per_core)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    cases = load_cases()
+    print(f"| grader | accuracy ({len(cases)} cases) | false positives |\n|---|---|---|")
+    for name, acc, fp, neg in accuracy_rows(cases):
+        print(f"| {name} | {acc:.3f} | {fp} / {neg} negatives ({fp / neg:.1%}) |")
+    golds = benchmark_golds(args.shared)
+    print("\n| benchmark | golds | robust self-match | rule self-match |\n|---|---|---|---|")
+    for name, count, robust, rule in self_check_rows(golds):
+        print(f"| {name} | {count} | {robust:.3f} | {rule:.3f} |")
+    if not args.skip_speed:
+        print("\n| run | cases/s |\n|---|---|")
+        for name, rate in speed_rows(golds):
+            print(f"| {name} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The ``analyze bpc`` stage: BPC of models × CoT datasets (Table 4) and a per-student ranking.
+
+Output: ``bpc.json`` = ``{"scores": {model: {dataset: {bpc, nats_per_char, bits_per_token,
+nats, chars, tokens, samples}}}, "ranking": {model: [dataset, …]}}`` (lowest BPC first: the
+data that student can learn from most easily) and ``bpc.md`` (the table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+
+from micota.analyze.bpc import EncodedExample, encode_example, score_examples
+from micota.config import StrictModel
+from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl
+from micota.manifest import Manifest
+from micota.stage import StageResult, run_stage
+
+BPC_NAME = "bpc.json"
+TABLE_NAME = "bpc.md"
+
+
+class BpcConfig(StrictModel):
+    """Score ``datasets`` (chat JSONL, last message = response) under each of ``models``."""
+
+    out_dir: str
+    models: dict[str, str]  # display name -> model folder or hub id (the students)
+    datasets: dict[str, str]  # display name -> JSONL file, or a stage folder holding data.jsonl
+    limit: Optional[int] = Field(None, ge=1)  # first N samples per dataset
+    batch_size: int = Field(8, ge=1)  # rows per forward pass
+    max_batch_tokens: int = Field(32768, ge=1)  # padded tokens per forward pass (memory bound)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    progress: bool = True
+
+
+def dataset_file(path: str) -> Path:
+    """A dataset JSONL: the path itself, or ``data.jsonl`` inside a stage folder."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        candidate = candidate / "data.jsonl"
+    if not candidate.is_file():
+        raise MicotaError(f"datasets: {path!r} is neither a JSONL file nor a folder with data.jsonl. Fix the path.")
+    return candidate
+
+
+def read_chats(path: Path, limit: Optional[int]) -> list[list[dict[str, str]]]:
+    """Chat ``messages`` per record (``prompt``/``response`` records become a user + assistant pair)."""
+    chats = []
+    for number, record in iter_jsonl(path):
+        if limit is not None and len(chats) >= limit:
+            break
+        messages = record.get("messages")
+        if messages is None and {"prompt", "response"} <= record.keys():
+            messages = [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["response"]}]
+        if not messages or messages[-1].get("role") != "assistant":
+            raise MicotaError(f"{path}:{number}: needs chat `messages` ending with the assistant response "
+                              "(or `prompt` and `response` fields).")
+        chats.append(messages)
+    return chats
+
+
+def run(cfg: BpcConfig) -> Manifest:
+    """Score every model on every dataset (skipped when already done with this config and inputs)."""
+    files = {name: dataset_file(path) for name, path in cfg.datasets.items()}
+    inputs = {f"dataset:{name}": str(path) for name, path in files.items()}
+    inputs.update({f"model:{name}": path for name, path in cfg.models.items() if Path(path).exists()})
+    return run_stage("analyze-bpc", cfg, cfg.out_dir, inputs, lambda out: _score_all(cfg, files, out),
+                     hash_exclude={"out_dir", "progress", "batch_size", "max_batch_tokens", "device"})
+
+
+def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult:
+    from micota.hub import load_causal_lm, load_tokenizer, resolve_device
+
+    chats = {name: read_chats(path, cfg.limit) for name, path in files.items()}
+    scores: dict[str, dict[str, Any]] = {}
+    for model_name, source in cfg.models.items():
+        tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}")
+        model = load_causal_lm(source, dtype=cfg.dtype, device=resolve_device(cfg.device),
+                               trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}")
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        for data_name, dataset in chats.items():
+            examples: list[EncodedExample] = [encode_example(tokenizer, messages) for messages in dataset]
+            score = score_examples(model, examples, pad_id, batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens,
+                                   progress=cfg.progress, desc=f"bpc {model_name} · {data_name}")
+            scores.setdefault(model_name, {})[data_name] = score.as_dict()
+        del model
+    result = {"scores": scores, "ranking": rank_datasets(scores)}
+    tmp = out / f".{BPC_NAME}.tmp"
+    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    os.replace(tmp, out / BPC_NAME)
+    (out / TABLE_NAME).write_text(bpc_markdown(scores), encoding="utf-8")
+    return StageResult(outputs={"bpc": BPC_NAME, "table": TABLE_NAME},
+                       counts={"models": len(cfg.models), "datasets": len(files)}, metrics=result)
+
+
+def rank_datasets(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """For each model, the datasets from lowest BPC (easiest to learn from) to highest.
+
+    >>> rank_datasets({"s": {"long": {"bpc": 0.9}, "mid": {"bpc": 0.6}}})
+    {'s': ['mid', 'long']}
+    """
+    return {model: sorted(per, key=lambda name: per[name]["bpc"]) for model, per in scores.items()}
+
+
+def bpc_markdown(scores: dict[str, dict[str, Any]]) -> str:
+    """Table 4 layout: rows = models, columns = datasets, cells = BPC (nats/char in brackets)."""
+    datasets = sorted({name for per in scores.values() for name in per})
+    lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    for model, per in scores.items():
+        cells = [f"{per[d]['bpc']:.4f} ({per[d]['nats_per_char']:.4f})" if d in per else "–" for d in datasets]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nBPC in bits per character of the response (nats per character in brackets); lower is easier.\n"

@@ -1,0 +1,89 @@
+"""Grading many pairs at once: ``grade_many`` across processes, and ``micota grade FILE.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Sequence
+
+from micota.errors import MicotaError
+from micota.grade.grader import DEFAULT_TIME_LIMIT_S, Gold, Verdict, grade
+
+SERIAL_BELOW = 256  # smaller batches are graded in-process: starting workers costs more
+CHUNK = 64
+WORKER_START_S = 60.0  # a spawned worker may import sympy for its symbolic child
+
+
+def _grade_chunk(pairs: list[tuple[Gold, str]], benchmark: str | None, mode: str,
+                 time_limit_s: float) -> list[Verdict]:
+    return [grade(gold, response, benchmark=benchmark, mode=mode, time_limit_s=time_limit_s)
+            for gold, response in pairs]
+
+
+def grade_many(pairs: Sequence[tuple[Gold, str]], *, benchmark: str | None = None, mode: str = "robust",
+               workers: int | None = None, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> list[Verdict]:
+    """Grade ``(gold, response)`` pairs in parallel worker processes; the order is preserved.
+
+    Each case keeps its hard time limit inside the workers (the symbolic step runs in a child
+    with a deadline); as a second guard, a chunk that overruns its whole budget is answered
+    ``correct=False, reason="timed out"`` instead of blocking the batch.
+    """
+    pairs = list(pairs)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(pairs) < SERIAL_BELOW:
+        return _grade_chunk(pairs, benchmark, mode, time_limit_s)
+    chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
+    verdicts: list[Verdict] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_grade_chunk, chunk, benchmark, mode, time_limit_s) for chunk in chunks]
+        for chunk, future in zip(chunks, futures):
+            budget = WORKER_START_S + len(chunk) * (time_limit_s + 0.5) * len(chunks) / workers
+            try:
+                verdicts.extend(future.result(timeout=budget))
+            except FutureTimeout:
+                verdicts.extend(Verdict(False, None, "timed out (worker overran its budget)") for _ in chunk)
+    return verdicts
+
+
+def _read_pairs(path: Path, gold_field: str, response_field: str) -> tuple[list[dict], list[tuple[Gold, str]]]:
+    if not path.is_file():
+        raise MicotaError(f"{path}: file not found. Pass a JSONL file with `{gold_field}` and `{response_field}` fields.")
+    rows, pairs = [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MicotaError(f"{path}:{number}: invalid JSON ({exc.msg}). Each line must be one JSON object.") from None
+            for field in (gold_field, response_field):
+                if not isinstance(row, dict) or field not in row:
+                    keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+                    raise MicotaError(f"{path}:{number}: missing field `{field}` (has {keys}). "
+                                      f"Name the right one with --gold-field / --response-field.")
+            rows.append(row)
+            pairs.append((row[gold_field], str(row[response_field])))
+    return rows, pairs
+
+
+def grade_file(path: str | Path, out: str | Path | None = None, *, gold_field: str = "gold",
+               response_field: str = "response", benchmark: str | None = None, mode: str = "robust",
+               workers: int | None = None) -> tuple[int, int, Path]:
+    """Grade every row of a JSONL file; write rows + ``correct``/``extracted``/``reason`` to ``out``.
+
+    Returns ``(correct, total, out_path)``. ``out`` defaults to ``<file>.graded.jsonl``.
+    """
+    path = Path(path)
+    rows, pairs = _read_pairs(path, gold_field, response_field)
+    verdicts = grade_many(pairs, benchmark=benchmark, mode=mode, workers=workers)
+    out_path = Path(out) if out else path.with_name(path.stem + ".graded.jsonl")
+    with out_path.open("w", encoding="utf-8") as handle:
+        for row, verdict in zip(rows, verdicts):
+            graded = {**row, "correct": verdict.correct, "extracted": verdict.extracted, "reason": verdict.reason}
+            handle.write(json.dumps(graded) + "\n")
+    return sum(v.correct for v in verdicts), len(verdicts), out_path

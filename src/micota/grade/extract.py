@@ -1,0 +1,153 @@
+"""Find the final answer a response states (issue 3, "Extraction").
+
+Order: the last ``\\boxed{}``/``\\fbox{}`` (brace-matched, ``\\boxed 5`` too); else the last
+"Final Answer: …" / "The final answer is …" / "the answer is …" / ``**Final Answer:**`` / ``#### N``
+statement; else a short response that is itself just an answer (bare LaTeX with no ``$`` or box).
+Text in an unclosed ``<think>`` block, or a response cut off before any final statement, has no
+answer. Only string scanning here: linear time on a 200 KB response.
+"""
+
+from __future__ import annotations
+
+import re
+
+from micota.grade.normalize import clean_text
+
+MAX_BOXES = 20  # only the last few boxes are tried, so 10k unclosed boxes stay linear
+MAX_ANSWER_CHARS = 2000  # a longer "answer" is a runaway box, never a real final answer
+_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_PHRASES = re.compile(
+    r"(?:final\s+answer\s*(?:is|:|=)|(?<![a-z])answer\s*(?:is|:|=)|answer\s+(?:would|should)\s+be|"
+    r"####)\s*(?::\s*)?",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\n\s*\n|\n(?=[A-Z#*])")
+_LETTER = re.compile(r"^\(?\s*([A-E])\s*\)?(?:\s|$|[.:])")
+_NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """Content of the ``{…}`` group opening at ``text[start]`` and the index after it."""
+    depth = 0
+    for i in range(start, min(len(text), start + MAX_ANSWER_CHARS + 2)):  # longer is no answer
+        ch = text[i]
+        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{…}`` / ``\\fbox{…}`` (or ``\\boxed 5``), else None.
+
+    >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and finally \\boxed{\\{1, 2\\}}")
+    '\\\\{1, 2\\\\}'
+    """
+    for match in reversed(list(_BOX.finditer(text))[-MAX_BOXES:]):
+        rest = match.end()
+        while rest < len(text) and text[rest] in " \t":
+            rest += 1
+        if rest < len(text) and text[rest] == "{":
+            group = _braced(text, rest)
+            if group is not None:
+                return group[0]
+            continue  # unclosed box: truncated; fall back to an earlier complete one
+        bare = re.match(r"[^\s$\\]+", text[rest:])
+        if bare and rest > match.end():
+            return bare.group(0).rstrip(".,")
+    return None
+
+
+def boxes_on_last_line(response: str) -> list[str]:
+    """Every complete box on the line of the last box (``x=\\boxed{2}`` or ``x=\\boxed{3}``)."""
+    text = visible_text(clean_text(response)) or ""
+    boxes = list(_BOX.finditer(text))
+    if len(boxes) < 2:
+        return []
+    line_start = text.rfind("\n", 0, boxes[-1].start()) + 1
+    found = []
+    for match in boxes[-MAX_BOXES:]:
+        if match.start() >= line_start:
+            brace = text.find("{", match.end())
+            group = _braced(text, brace) if brace == match.end() else None
+            if group and group[0].strip():
+                found.append(group[0].strip())
+    return found
+
+
+def _phrase_answer(text: str) -> str | None:
+    """The statement after the last "final answer is"/"answer:"/"####" phrase."""
+    matches = list(_PHRASES.finditer(text))
+    for match in reversed(matches):
+        tail = text[match.end() : match.end() + MAX_ANSWER_CHARS].strip().lstrip("*").strip()
+        end = _SENTENCE_END.search(tail)
+        answer = (tail[: end.start()] if end else tail).strip().strip("*").strip()
+        answer = answer.split("\n")[0].strip()
+        if answer:
+            return answer
+    return None
+
+
+def _bare_answer(text: str) -> str | None:
+    """A response that is only an answer (``18``, ``\\frac{1}{2}``, ``$x=3$``): short, one line, few words."""
+    text = text.strip()
+    if not text or "\n" in text or len(text) > 80:
+        return None
+    words = re.findall(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", text))
+    return text if len(words) <= 2 else None
+
+
+def visible_text(response: str) -> str | None:
+    """The part of the response after reasoning: None when a ``<think>`` block never closes."""
+    if "<think>" in response and "</think>" not in response:
+        return None
+    if "</think>" in response:
+        after = response.rsplit("</think>", 1)[1]
+        return after if after.strip() else response.rsplit("</think>", 1)[0]
+    return response
+
+
+def extract_answer(response: str, *, benchmark: str | None = None) -> str | None:
+    """The final answer stated in ``response`` (raw LaTeX text), or None when it states none.
+
+    >>> extract_answer("Thus the total is 18.\\n\\nFinal Answer: $18$")
+    '$18$'
+    >>> extract_answer("<think>the answer is 5") is None
+    True
+    """
+    if not isinstance(response, str):
+        return None
+    text = visible_text(clean_text(response))
+    if text is None:
+        return None
+    answer = last_boxed(text)
+    if answer is None:
+        answer = _phrase_answer(text)
+    if answer is None:
+        answer = _bare_answer(text)
+    if answer is None or not answer.strip() or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    return _benchmark_answer(answer.strip(), benchmark)
+
+
+def _benchmark_answer(answer: str, benchmark: str | None) -> str | None:
+    """Per-benchmark shape rules: GSM8K states a number; AIME an integer 0-999 (``073`` = 73)."""
+    if benchmark == "gsm8k":
+        numbers = _NUMBER.findall(answer.replace("\\$", "").replace("$", " "))
+        if len(numbers) == 1 and not re.search(r"\\frac|/|\^", answer):
+            return numbers[0].rstrip(".")
+    if benchmark == "aime24":
+        match = re.fullmatch(r"\s*\$?\s*(\d{1,3})\s*\$?\s*", answer)
+        if match:
+            return str(int(match.group(1)))
+    return answer
+
+
+def choice_letter(text: str) -> str | None:
+    """The multiple-choice letter an answer names (``(B)``, ``\\textbf{(B)}``, ``B``), else None."""
+    stripped = re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", text).strip().strip("$").strip()
+    match = _LETTER.match(stripped + " ")
+    return match.group(1) if match else None

@@ -1,0 +1,47 @@
+"""JSONL files: reading with errors that name the file and line, writing atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from micota.errors import MicotaError
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for each non-blank line; a bad line is a MicotaError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MicotaError(f"{path}: file not found.")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MicotaError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno}). Fix or delete that line.") from None
+            if not isinstance(record, dict):
+                raise MicotaError(f"{path}:{number}: each line must be a JSON object, got {type(record).__name__}.")
+            yield number, record
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a JSONL file."""
+    return [record for _, record in iter_jsonl(path)]
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records to ``path`` atomically (temp file + rename); return how many."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count

@@ -1,0 +1,80 @@
+"""Tiny Qwen2-architecture models for the micro-lab, built from config (no download).
+
+Sizes are rows of :data:`LAB_MODEL_SIZES`. The TA is clearly larger than the student,
+mirroring the paper's 14B TA vs 3B student (issue 2, item 4); ``student-large`` is a third
+student between the two. Models start from random weights; the pipeline's SFT stage turns
+them into small "instruct" models on ``instruct.jsonl``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from micota.config import StrictModel
+from micota.errors import MicotaError
+
+
+class LabModelSize(StrictModel):
+    """Shape of one tiny Qwen2 model."""
+
+    hidden_size: int = Field(ge=8)  # width of the residual stream
+    num_hidden_layers: int = Field(ge=1)  # transformer blocks
+    num_attention_heads: int = Field(ge=1)  # query heads; hidden_size must divide by it
+    num_key_value_heads: int = Field(ge=1)  # grouped-query attention, as in Qwen2.5
+    intermediate_size: int = Field(ge=8)  # MLP width
+
+
+LAB_MODEL_SIZES: dict[str, LabModelSize] = {
+    # ~0.1M parameters: the smallest student (the paper's "small models struggle" regime).
+    "student": LabModelSize(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=192),
+    # ~0.3M parameters: a larger student.
+    "student-large": LabModelSize(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=288),
+    # ~0.9M parameters: the teacher assistant, about 8x the student (paper: 14B TA vs 3B/1.5B students).
+    "ta": LabModelSize(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+}
+
+
+def lab_model_config(size: str, tokenizer):
+    """The ``Qwen2Config`` of a named size for ``tokenizer``'s vocabulary."""
+    from transformers import Qwen2Config
+
+    shape = LAB_MODEL_SIZES.get(size)
+    if shape is None:
+        raise MicotaError(f"lab model size {size!r} is unknown. Available: {', '.join(LAB_MODEL_SIZES)}.")
+    return Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=1024,  # lab sequences are < 400 tokens
+        tie_word_embeddings=True,  # as Qwen2.5-0.5B..3B; halves the tiny models' embedding cost
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **shape.model_dump(),
+    )
+
+
+def build_model(size: str, tokenizer_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
+    """Save a random-init ``Qwen2ForCausalLM`` of ``size`` (+ tokenizer) as an HF folder at ``out_dir``."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = lab_model_config(size, tokenizer)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    # Generation stops at <|im_end|> (end of the assistant turn) or <|endoftext|>, like Qwen2.5-Instruct.
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def count_parameters(model) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())

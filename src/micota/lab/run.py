@@ -1,0 +1,127 @@
+"""The ``lab`` stage: build the micro-lab's tokenizer, random-init models, prompts, benchmark and instruct data.
+
+Outputs in ``out_dir``:
+
+* ``tokenizer/`` - byte-level BPE, Qwen-style chat template (HF fast tokenizer).
+* ``models/<size>/`` - random-init tiny Qwen2 models (safetensors + tokenizer).
+* ``prompts.jsonl`` - train-split problems (``id``, ``problem``, ``answer``) the teachers solve.
+* ``bench.jsonl`` - eval-split problems: the lab benchmark, held out by hash of the problem text.
+* ``instruct.jsonl`` - chat ``messages`` (MiCoTA user prompt, direct or short answer): the
+  instruction-tuning data that turns the random-init models into small "instruct" models.
+  Its problems are train-split and *disjoint* from ``prompts.jsonl``, so distillation data
+  is always about problems the instruct model has not seen.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from micota.config import StrictModel
+from micota.errors import MicotaError
+from micota.jsonl import write_jsonl
+from micota.lab.models import LAB_MODEL_SIZES, build_model
+from micota.lab.solutions import write_solution
+from micota.lab.task import OPS, Problem, format_user_turn, make_problems, problem_record
+from micota.lab.tokenizer import build_tokenizer
+from micota.manifest import Manifest
+from micota.stage import StageResult, run_stage
+
+
+class LabConfig(StrictModel):
+    """What the micro-lab builds. Defaults are the tuned values (docs/benchmarks.md, ## Micro-lab)."""
+
+    out_dir: str  # stage folder, e.g. RUN/lab
+    seed: int = 0  # seeds problem sampling, instruct styles and model init
+    n_train_prompts: int = Field(400, ge=1)  # problems in prompts.jsonl (what the teachers solve)
+    n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)
+    min_difficulty: int = Field(2, ge=1, le=8)  # fewest operations in a chain
+    max_difficulty: int = Field(3, ge=1, le=8)  # most operations in a chain
+    ops: str = Field(OPS, min_length=1)  # operations used, a subset of "+-*"
+    eval_percent: int = Field(20, ge=1, le=99)  # % of all possible problems reserved for eval (by hash)
+    vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
+    model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
+    n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
+    # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
+    # mostly short CoT, as Qwen2.5-Instruct answers, with some direct answers.
+    instruct_styles: list[Literal["direct", "short", "long"]] = Field(
+        default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        bad = sorted(set(value) - set(OPS))
+        if bad:
+            raise ValueError(f"may only contain the operations {OPS!r}, got {bad}; e.g. ops: '+-'")
+        return value
+
+    @field_validator("model_sizes")
+    @classmethod
+    def _known_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in LAB_MODEL_SIZES]
+        if unknown:
+            raise ValueError(f"unknown model sizes {unknown}; available: {', '.join(LAB_MODEL_SIZES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _difficulty_range(self) -> "LabConfig":
+        if self.min_difficulty > self.max_difficulty:
+            raise ValueError(f"min_difficulty ({self.min_difficulty}) must be <= max_difficulty ({self.max_difficulty})")
+        return self
+
+
+def run(cfg: LabConfig) -> Manifest:
+    """Build (or skip, when already built with this config) the micro-lab in ``cfg.out_dir``."""
+    return run_stage("lab", cfg, cfg.out_dir, inputs={}, body=lambda out: _build(cfg, out))
+
+
+def _build(cfg: LabConfig, out: Path) -> StageResult:
+    prompts, bench, instruct = _problem_sets(cfg)  # first: a too-small problem space fails before any work
+    build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed)
+    for index, size in enumerate(cfg.model_sizes):
+        build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
+    counts = {
+        "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
+        "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
+        "instruct": write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
+        "models": len(cfg.model_sizes),
+    }
+    outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
+    outputs.update({f"model:{size}": f"models/{size}" for size in cfg.model_sizes})
+    return StageResult(outputs=outputs, counts=counts)
+
+
+def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """Train prompts, eval benchmark, and instruct problems (train split, disjoint from the prompts)."""
+    common: dict[str, Any] = dict(
+        min_difficulty=cfg.min_difficulty, max_difficulty=cfg.max_difficulty, ops=cfg.ops, eval_percent=cfg.eval_percent
+    )
+    try:
+        prompts = make_problems(cfg.n_train_prompts, seed=cfg.seed, split="train", **common)
+        bench = make_problems(cfg.n_eval, seed=cfg.seed, split="eval", **common)
+        taken = frozenset(p.text for p in prompts)
+        instruct = make_problems(cfg.n_instruct, seed=cfg.seed + 1, split="train", exclude=taken, **common)
+    except ValueError as exc:
+        raise MicotaError(
+            f"lab: {exc}. Lower n_train_prompts / n_eval / n_instruct, or widen min_difficulty..max_difficulty or ops."
+        ) from None
+    return prompts, bench, instruct
+
+
+def _instruct_records(problems: list[Problem], cfg: LabConfig) -> Iterable[dict[str, Any]]:
+    rng = random.Random(f"{cfg.seed}-instruct-styles")
+    for problem in problems:
+        style = rng.choice(cfg.instruct_styles)
+        yield {
+            "id": problem.id,
+            "messages": [
+                {"role": "user", "content": format_user_turn(problem.text)},
+                {"role": "assistant", "content": write_solution(problem, style)},
+            ],
+            "style": style,
+        }
+

@@ -1,0 +1,79 @@
+"""The micro-lab tokenizer: byte-level BPE trained locally on lab text, saved as an HF fast tokenizer.
+
+Byte-level, so any text (real benchmark problems too) still tokenizes; digits are split one
+per token (as Qwen2.5 does) so every arithmetic fact is a fixed token pattern. Special
+tokens and chat template follow Qwen2.5 so the lab models are drop-in for the real recipe's
+code paths. The assistant turn sits inside ``{% generation %}`` so TRL's
+``assistant_only_loss`` can mask the prompt.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from micota.lab.solutions import write_solution
+from micota.lab.task import STYLES, format_user_turn, make_problems
+
+IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['role'] == 'assistant' %}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+    "{{ '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def lab_corpus(n_problems: int = 300, seed: int = 0) -> list[str]:
+    """Texts the BPE merges are learned from: chat-formatted problems in every style."""
+    rng = random.Random(seed)
+    texts = []
+    for problem in make_problems(n_problems, seed=seed, split="train", min_difficulty=1, max_difficulty=5):
+        style = rng.choice(STYLES)
+        texts.append(f"{IM_START}user\n{format_user_turn(problem.text)}{IM_END}\n")
+        texts.append(f"{IM_START}assistant\n{write_solution(problem, style)}{IM_END}\n")
+    return texts
+
+
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 384, seed: int = 0):
+    """Train the lab tokenizer and save it to ``out_dir``; return the ``PreTrainedTokenizerFast``.
+
+    ``vocab_size`` counts the 256 byte symbols and 3 special tokens, so it must be > 259.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size <= 256 + len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must be > {256 + len(SPECIAL_TOKENS)} (bytes + special tokens), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(lab_corpus(seed=seed), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        bos_token=None,
+        unk_token=None,
+        additional_special_tokens=[IM_START],
+        model_max_length=4096,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.padding_side = "right"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return fast

@@ -1,0 +1,1 @@
+"""The whole MiCoTA DAG from one recipe: ``micota run RECIPE``."""

@@ -1,0 +1,145 @@
+"""The ``report`` stage: the MiCoTA summary of a run, ``RUN/report.md``.
+
+It reads an evaluate stage's ``results.json`` and the manifests of every stage in the run,
+and writes the paper's Table 2/3 layout (methods x benchmarks, average, gap to the
+untrained model), the TA's CoT length before SFT, after SFT and after merging (Figure 2,
+"half length"), the data each stage kept, and a plain statement — with the measured
+numbers — of whether this run shows the two effects MiCoTA rests on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import Field
+
+from micota.config import StrictModel
+from micota.manifest import Manifest, read_manifest
+from micota.stage import StageResult, run_stage
+
+REPORT_NAME = "report.md"
+
+
+class ReportConfig(StrictModel):
+    out_dir: Path
+    evaluation: Path  # an evaluate stage folder (holds results.json)
+    title: str = "MiCoTA run report"
+    methods: list[str] = Field(default_factory=lambda: ["Instruct", "Strong-Teacher CoT", "Half-size CoT", "MiCoTA", "Mix-Long"])
+    base_method: str = "Instruct"  # the untrained student: Δ is measured against it
+    ta_models: dict[str, str] = Field(  # label -> model name in the evaluation
+        default_factory=lambda: {"before SFT": "TA pre-SFT", "after SFT": "TA post-SFT", "after merging": "TA merged"}
+    )
+    long_cot_method: str = "Strong-Teacher CoT"  # effect (b): the student trained on the longest CoT ...
+    shorter_cot_methods: list[str] = Field(default_factory=lambda: ["Half-size CoT", "MiCoTA"])  # ... vs these
+    write_run_summary: bool = True  # also write RUN/report.md (RUN = the folder holding out_dir)
+
+
+def run(cfg: ReportConfig) -> Manifest:
+    def body(out: Path) -> StageResult:
+        results = json.loads((cfg.evaluation / "results.json").read_text(encoding="utf-8"))
+        manifests = run_manifests(cfg.out_dir.parent)
+        text = render_report(cfg, results, manifests)
+        (out / REPORT_NAME).write_text(text, encoding="utf-8")
+        if cfg.write_run_summary:
+            (cfg.out_dir.parent / REPORT_NAME).write_text(text, encoding="utf-8")
+        return StageResult(outputs={"report": REPORT_NAME}, metrics=effects(cfg, results))
+
+    return run_stage("report", cfg, cfg.out_dir, {"evaluation": cfg.evaluation}, body)
+
+
+def run_manifests(run_dir: Path) -> dict[str, Manifest]:
+    """Every finished stage of the run, by folder name."""
+    found = {}
+    for child in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        manifest = read_manifest(child)
+        if manifest is not None:
+            found[child.name] = manifest
+    return found
+
+
+def render_report(cfg: ReportConfig, results: dict[str, Any], manifests: dict[str, Manifest]) -> str:
+    benchmarks = sorted({b for per_model in results.values() for b in per_model})
+    lines = [f"# {cfg.title}", ""]
+    lines += _methods_table(cfg, results, benchmarks)
+    lines += _ta_table(cfg, results, benchmarks)
+    lines += _effects_section(effects(cfg, results))
+    lines += _stages_table(manifests)
+    return "\n".join(lines) + "\n"
+
+
+def mean_over(results: dict[str, Any], model: str, key: str) -> Optional[float]:
+    """Average of ``key`` over the benchmarks a model was evaluated on (None when absent)."""
+    values = [m[key] for m in results.get(model, {}).values() if key in m]
+    return sum(values) / len(values) if values else None
+
+
+def effects(cfg: ReportConfig, results: dict[str, Any]) -> dict[str, Any]:
+    """The two MiCoTA effects, measured: (a) merged TA length in between, (b) long CoT hurts the student."""
+    lengths = {label: mean_over(results, model, "mean_tokens") for label, model in cfg.ta_models.items()}
+    pre, post, merged = (lengths.get(k) for k in ("before SFT", "after SFT", "after merging"))
+    a = None if None in (pre, post, merged) else bool(min(pre, post) < merged < max(pre, post))
+    long_acc = mean_over(results, cfg.long_cot_method, "accuracy_robust")
+    shorter = {m: mean_over(results, m, "accuracy_robust") for m in cfg.shorter_cot_methods}
+    known = [v for v in shorter.values() if v is not None]
+    b = None if long_acc is None or not known else bool(long_acc < max(known))
+    return {"ta_mean_tokens": lengths, "a_merged_length_between": a, "long_cot_accuracy": long_acc,
+            "shorter_cot_accuracy": shorter, "b_long_cot_worse": b}
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _methods_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[str]) -> list[str]:
+    base = mean_over(results, cfg.base_method, "accuracy_robust")
+    head = ["Method", *benchmarks, "Avg", f"Δ vs {cfg.base_method}", "Avg (rule)", "Mean tokens"]
+    lines = ["## Students: accuracy (%) by training data (paper Table 2/3 layout)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in cfg.methods:
+        if method not in results:
+            lines.append(f"| {method} | " + " | ".join("–" for _ in head[1:]) + " |")
+            continue
+        per = results[method]
+        avg = mean_over(results, method, "accuracy_robust")
+        delta = "–" if avg is None or base is None else f"{100 * (avg - base):+.1f}"
+        tokens = mean_over(results, method, "mean_tokens")
+        cells = [_pct(per.get(b, {}).get("accuracy_robust")) for b in benchmarks]
+        cells += [_pct(avg), delta, _pct(mean_over(results, method, "accuracy_rule")), "–" if tokens is None else f"{tokens:.0f}"]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + ["", "Accuracy is robust-mode grading (micota.grade); `Avg (rule)` is the classic MATH exact-match rule.", ""]
+
+
+def _ta_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[str]) -> list[str]:
+    lines = ["## Teacher assistant: CoT length before SFT, after SFT, after merging (paper Figure 2)", "",
+             "| TA | Model | Mean response tokens | Accuracy (%) | Reflection words / response |", "|---|---|---|---|---|"]
+    for label, model in cfg.ta_models.items():
+        tokens = mean_over(results, model, "mean_tokens")
+        refl = mean_over(results, model, "reflection_per_response")
+        lines.append(f"| {label} | {model} | {'–' if tokens is None else f'{tokens:.1f}'} | "
+                     f"{_pct(mean_over(results, model, 'accuracy_robust'))} | {'–' if refl is None else f'{refl:.2f}'} |")
+    return lines + [""]
+
+
+def _effects_section(found: dict[str, Any]) -> list[str]:
+    lengths = found["ta_mean_tokens"]
+    shown = ", ".join(f"{k}: {'–' if v is None else f'{v:.1f}'}" for k, v in lengths.items())
+    shorter = ", ".join(f"{k}: {_pct(v)}%" for k, v in found["shorter_cot_accuracy"].items())
+    verdict = {True: "**yes**", False: "**no**", None: "**not measured**"}
+    return [
+        "## Does this run show the MiCoTA effects? (measured, not assumed)", "",
+        f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: {verdict[found['a_merged_length_between']]} "
+        f"(mean response tokens — {shown}).",
+        f"- (b) The student trained on the strong teacher's long CoT does worse than on shorter CoT: "
+        f"{verdict[found['b_long_cot_worse']]} (accuracy — long CoT: {_pct(found['long_cot_accuracy'])}%; {shorter}).",
+        "",
+    ]
+
+
+def _stages_table(manifests: dict[str, Manifest]) -> list[str]:
+    lines = ["## Stages", "", "| Stage | Kind | Wall time (s) | Counts |", "|---|---|---|---|"]
+    for name, manifest in manifests.items():
+        counts = ", ".join(f"{k}={v}" for k, v in manifest.counts.items())
+        lines.append(f"| {name} | {manifest.stage} | {manifest.wall_time_s:.1f} | {counts} |")
+    return lines

@@ -1,0 +1,57 @@
+"""SFT data: chat-format JSONL -> TRL prompt/completion rows, with over-long samples dropped.
+
+TRL masks the prompt of a conversational prompt/completion row and keeps the assistant
+turn's end token (``<|im_end|>`` for Qwen) in the labels, so the model learns to stop
+(issue 2: "prompt masked, EOS kept in the labels"). We never truncate: a sample longer
+than ``max_length`` tokens is dropped and counted, because a cut-off CoT teaches the
+model to ramble without ever answering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl
+
+
+@dataclass
+class SFTRows:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # {"prompt": [...], "completion": [...]}
+    dropped_too_long: list[str] = field(default_factory=list)  # ids (or file:line) of dropped samples
+    tokens: int = 0  # tokens of the kept samples (prompt + completion)
+
+
+def load_sft_rows(paths: list[Path], tokenizer: Any, max_length: int) -> SFTRows:
+    """Read every file's ``messages``; keep samples of at most ``max_length`` tokens."""
+    result = SFTRows()
+    for path in paths:
+        for number, record in iter_jsonl(path):
+            messages = _checked_messages(record, f"{path}:{number}")
+            length = count_chat_tokens(tokenizer, messages)
+            if length > max_length:
+                result.dropped_too_long.append(str(record.get("id", f"{path}:{number}")))
+                continue
+            result.tokens += length
+            result.rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return result
+
+
+def count_chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of the chat-templated conversation, as the trainer will see it."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _checked_messages(record: dict[str, Any], where: str) -> list[dict[str, str]]:
+    messages = record.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        raise MicotaError(f"{where}: an SFT sample needs `messages`: a list of at least a user and an assistant turn.")
+    for turn in messages:
+        if not isinstance(turn, dict) or not isinstance(turn.get("role"), str) or not isinstance(turn.get("content"), str):
+            raise MicotaError(f"{where}: every message needs string `role` and `content`, got {turn!r:.80}.")
+    if messages[-1]["role"] != "assistant":
+        raise MicotaError(f"{where}: the last message must be the assistant's (the target), got role {messages[-1]['role']!r}.")
+    return [{"role": t["role"], "content": t["content"]} for t in messages]

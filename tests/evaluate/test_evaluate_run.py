@@ -1,0 +1,88 @@
+"""The evaluate stage end to end on CPU: a real benchmark subset and the lab benchmark."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from micota.errors import MicotaError
+from micota.evaluate import EvaluateConfig, run
+from micota.generate.engine import Completion
+
+pytest.importorskip("micota.grade")
+
+
+@pytest.fixture()
+def lab_file(tmp_path):
+    path = tmp_path / "lab.jsonl"
+    rows = [{"id": f"lab-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _config(tmp_path, models, lab_file, **extra):
+    return EvaluateConfig(out_dir=str(tmp_path / "eval"), models=models, data_dir=extra.pop("data_dir"),
+                          benchmarks=[{"name": "math500", "limit": 3}, {"name": "lab", "path": str(lab_file)}],
+                          engine={"max_new_tokens": 6, "batch_size": 4, "device": "cpu"}, progress=False, **extra)
+
+
+def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_data, lab_file, monkeypatch):
+    cfg = _config(tmp_path, {"Tiny CoT": str(tiny_model)}, lab_file, data_dir=str(shared_data))
+    manifest = run(cfg)
+    out = tmp_path / "eval"
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["Tiny CoT"]) == {"math500", "lab"}
+    assert results["Tiny CoT"]["math500"]["n"] == 3 and results["Tiny CoT"]["lab"]["n"] == 4
+    assert results["Tiny CoT"]["math500"]["max_new_tokens"] == 6
+    samples = [json.loads(line) for line in (out / "samples/Tiny_CoT/math500.jsonl").read_text().splitlines()]
+    assert samples[0]["prompt"].startswith("Solve the following math problem.")
+    assert {"extracted", "correct_robust", "correct_rule", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
+    assert all(0 < s["n_tokens"] <= 6 for s in samples)
+    assert manifest.counts["samples"] == 7
+    lab = [json.loads(line) for line in (out / "samples/Tiny_CoT/lab.jsonl").read_text().splitlines()]
+    assert lab[0]["prompt"].endswith("within \\boxed{}.")  # the lab uses MiCoTA's generation prompt
+
+    def no_engine(_config):
+        raise AssertionError("a finished evaluation must not generate again")
+
+    monkeypatch.setattr("micota.generate.writer.load_engine", no_engine)
+    assert run(cfg).config_sha256 == manifest.config_sha256
+
+
+class OracleEngine:
+    """Answers every other problem with its gold in a box and pads with reflection words."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def generate(self, requests):
+        for index, request in enumerate(sorted(requests, key=lambda r: r.id)):
+            answer = request.meta["gold"] if index % 2 == 0 else "-1"
+            text = f"Wait, hmm. Final Answer: \\boxed{{{answer}}}"
+            yield Completion(request.id, text, n_tokens=10 + index, finish_reason="stop")
+
+
+def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, monkeypatch):
+    monkeypatch.setattr("micota.generate.writer.load_engine", OracleEngine)
+    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+    cfg.engine.engine = "scripted"  # no context guard for engines without a local model
+    run(cfg)
+    lab = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]["lab"]
+    assert lab["accuracy_robust"] == pytest.approx(0.5) and lab["accuracy_rule"] == pytest.approx(0.5)
+    assert lab["mean_tokens"] == pytest.approx(11.5)
+    assert lab["reflection_per_response"] == pytest.approx(2.0)
+    assert lab["truncation_rate"] == 0.0
+
+
+def test_context_overflow_fails_before_generating(tmp_path, tiny_model, shared_data, lab_file):
+    cfg = _config(tmp_path, {"Tiny": str(tiny_model)}, lab_file, data_dir=str(shared_data))
+    cfg.engine.max_new_tokens = 16384
+    with pytest.raises(MicotaError, match="never truncated"):
+        run(cfg)
+    assert not list((tmp_path / "eval").glob("generations/*/*/*"))
+
+
+def test_lab_benchmark_without_path_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="needs `path:`"):
+        EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["lab"])

@@ -1,0 +1,43 @@
+"""``grade_many`` across processes and the ``micota grade`` command."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from micota.cli import app
+from micota.grade import grade, grade_many
+from micota.grade import batch
+
+
+def test_grade_many_in_processes_preserves_order(monkeypatch):
+    monkeypatch.setattr(batch, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(batch, "CHUNK", 3)
+    pairs = [(str(n), f"\\boxed{{{n if n % 3 else n + 1}}}") for n in range(20)] + [("(x+1)^2", "\\boxed{x^2+2x+1}")]
+    verdicts = grade_many(pairs, workers=2)
+    assert [v.correct for v in verdicts] == [grade(g, r).correct for g, r in pairs]
+    assert verdicts[-1].correct and not verdicts[0].correct and verdicts[1].correct
+
+
+def test_grade_many_serial_for_small_batches():
+    assert [v.correct for v in grade_many([(27.0, "\\boxed{27}"), ("1/3", "\\boxed{0.33}")])] == [True, False]
+
+
+def test_cli_grades_a_file_and_reports_accuracy(tmp_path):
+    path = tmp_path / "responses.jsonl"
+    rows = [{"answer": 27.0, "output": "\\boxed{27}"}, {"answer": ["$\\frac{1}{2}$"], "output": "\\boxed{0.4}"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["grade", str(path), "--gold-field", "answer", "--response-field", "output"])
+    assert result.exit_code == 0, result.output
+    assert "1/2 correct" in result.output
+    graded = [json.loads(line) for line in (tmp_path / "responses.graded.jsonl").read_text().splitlines()]
+    assert [g["correct"] for g in graded] == [True, False] and graded[1]["extracted"] == "0.4"
+
+
+def test_cli_names_the_missing_field(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"gold": "1"}) + "\n")
+    result = CliRunner().invoke(app, ["grade", str(path)])
+    assert result.exit_code == 2
+    assert "r.jsonl:1: missing field `response`" in result.output

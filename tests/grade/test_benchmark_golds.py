@@ -1,0 +1,50 @@
+"""Every real benchmark gold, boxed, must grade correct against itself in robust mode (issue 3).
+
+Golds are read per benchmark as issue 5 specifies (a tiny local reader until
+``micota.data.load_benchmark`` lands): MATH-500 / AIME24 ``answer``, AMC23 float ``answer``,
+OlympiadBench ``final_answer`` list, GSM8K the number after ``####``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from micota.grade import gold_text, grade
+
+GOLD_FIELDS = {
+    "math500": lambda row: row["answer"],
+    "aime24": lambda row: row["answer"],
+    "amc23": lambda row: row["answer"],
+    "olympiadbench": lambda row: row["final_answer"],
+    "gsm8k": lambda row: row["answer"].split("####")[-1].strip(),
+}
+
+
+def read_golds(shared_data: Path, benchmark: str) -> list:
+    path = shared_data / "benchmarks" / benchmark / "test.jsonl"
+    with path.open(encoding="utf-8") as handle:
+        return [GOLD_FIELDS[benchmark](json.loads(line)) for line in handle if line.strip()]
+
+
+@pytest.mark.parametrize("bench", sorted(GOLD_FIELDS))
+def test_every_gold_grades_correct_against_itself(shared_data, bench):
+    golds = read_golds(shared_data, bench)
+    failures = []
+    for gold in golds:
+        response = f"The final answer is $\\boxed{{{gold_text(gold)}}}$."
+        verdict = grade(gold, response, benchmark=bench)
+        if not verdict.correct:
+            failures.append((gold, verdict.reason))
+    assert not failures, f"{len(failures)}/{len(golds)} golds fail against themselves: {failures[:5]}"
+
+
+def test_rule_mode_rejects_float_and_dollar_wrapped_golds(shared_data):
+    """The classic grader's known faults, reproduced on purpose (issue 3 'Two modes')."""
+    amc = read_golds(shared_data, "amc23")
+    assert not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="rule").correct for g in amc)
+    olympiad = read_golds(shared_data, "olympiadbench")
+    wrapped = [g for g in olympiad if g[0].startswith("$")]
+    assert wrapped and not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="rule").correct for g in wrapped)

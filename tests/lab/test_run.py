@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from micota.config import validate_config
+from micota.errors import MicotaError
+from micota.lab.run import LabConfig, run
+from micota.lab.task import is_eval, parse_problem, solve
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_lab_stage_writes_everything_and_skips_rerun(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = LabConfig(out_dir=str(tmp_path / "lab"), n_train_prompts=30, n_eval=20, n_instruct=40, model_sizes=["student"])
+    manifest = run(cfg)
+    out = tmp_path / "lab"
+    assert manifest.counts == {"prompts": 30, "bench": 20, "instruct": 40, "models": 1}
+    AutoTokenizer.from_pretrained(out / "tokenizer")
+    AutoModelForCausalLM.from_pretrained(out / "models" / "student")
+    prompts, bench, instruct = (_read(out / f"{n}.jsonl") for n in ("prompts", "bench", "instruct"))
+    assert all(str(solve(parse_problem(r["problem"]))) == r["answer"] for r in prompts + bench)
+    assert not any(is_eval(r["problem"]) for r in prompts) and all(is_eval(r["problem"]) for r in bench)
+    instruct_problems = {parse_problem(r["messages"][0]["content"]).text for r in instruct}
+    assert not instruct_problems & {r["problem"] for r in prompts + bench}
+    assert {r["style"] for r in instruct} == {"direct", "short"}
+    assert all(r["messages"][0]["content"].endswith("within \\boxed{}.") for r in instruct)
+
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert run(cfg).config_sha256 == manifest.config_sha256
+    assert (out / "manifest.json").stat().st_mtime_ns == stamp  # skipped: nothing rewritten
+
+
+def test_bad_config_is_reported_with_field_and_choices():
+    with pytest.raises(MicotaError, match="model_sizes.*unknown model sizes.*available: student"):
+        validate_config(LabConfig, {"out_dir": "x", "model_sizes": ["giant"]}, source="recipe.yaml")
+    with pytest.raises(MicotaError, match="min_difficulty"):
+        validate_config(LabConfig, {"out_dir": "x", "min_difficulty": 4, "max_difficulty": 2}, source="recipe.yaml")
+
+
+def test_too_small_problem_space_is_a_clear_error(tmp_path):
+    cfg = LabConfig(out_dir=str(tmp_path / "lab"), min_difficulty=1, max_difficulty=1, ops="+", model_sizes=[])
+    with pytest.raises(MicotaError, match="Lower n_train_prompts"):
+        run(cfg)
