@@ -10,8 +10,8 @@ import itertools
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from micota.data import load_prompt_set, render_prompt
 from micota.generate.engine import EngineConfig, GenerationRequest
-from micota.generate.prompts import load_prompts, render_prompt
 from micota.generate.writer import generate_records
 from micota.merge.config import LengthSearchConfig
 from micota.merge.search import Probe, ProbePoint
@@ -19,7 +19,7 @@ from micota.merge.search import Probe, ProbePoint
 
 def probe_requests(search: LengthSearchConfig) -> list[GenerationRequest]:
     """The first ``max_probes`` prompts of the probe set as chat requests carrying their gold."""
-    prompts = load_prompts(search.probe_set)[: search.max_probes]
+    prompts = load_prompt_set(search.probe_set, limit=search.max_probes)
     return [
         GenerationRequest(
             id=p.id,
