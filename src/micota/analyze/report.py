@@ -69,19 +69,20 @@ def _add_evaluation(data: RunData, stage_dir: Path) -> None:
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[str] = None,
-                 extra_sections: Sequence[str] = (), length_groups: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
+                 extra_sections: Sequence[str] = (), summary_sections: Sequence[str] = (),
+                 title: str = "micota report", length_groups: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
     """Write ``out/report.md`` (+ ``out/tables``, ``out/plots``) and return its path.
 
-    ``extra_sections`` are Markdown blocks appended verbatim (the pipeline adds its
-    MiCoTA-specific statements there). ``length_groups`` adds one length-distribution figure
-    per named group of models, e.g. ``{"Teacher assistant (Figure 2)": ["TA pre-SFT",
-    "TA post-SFT", "TA merged"]}``.
+    ``summary_sections`` are Markdown blocks placed right after the title, ``extra_sections``
+    appended at the end (the pipeline puts its MiCoTA summary first). ``length_groups`` adds
+    one length-distribution figure per named group of models, e.g. ``{"Teacher assistant
+    (Figure 2)": ["TA pre-SFT", "TA post-SFT", "TA merged"]}``.
     """
     out = Path(out)
     data = gather_runs(run_dirs)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# micota report\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
-             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", _stages_section(data)]
+    parts = [f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
+             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data)]
     if data.results:
         parts.append(_accuracy_section(data, out, base_model))
         parts.append(_length_section(data, out, length_groups or {}))
