@@ -145,3 +145,8 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
     assert len(seen) == 7 - 3  # 3 math500 + 4 lab requests, 3 already on disk
     results = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]
     assert results["math500"]["n"] == 3 and results["lab"]["n"] == 4
+
+
+def test_engine_model_is_rejected_in_favour_of_models(tmp_path):
+    with pytest.raises(ValueError, match="evaluate takes its models from `models:`"):
+        EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k"], engine={"model": "x"})
