@@ -120,6 +120,46 @@ def lab(
 
 # --- end micro-lab ------------------------------------------------------------------------
 
+# --- merge (issue 4; owner: merge) -------------------------------------------------------------
+
+
+@app.command("merge")
+def merge_command(
+    config: Path = typer.Argument(..., help="Merge config: micota's native YAML or a mergekit YAML."),
+    out_dir: Path = typer.Argument(..., help="Output model folder (written atomically)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the DARE masks (overrides the config)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Accept pickle (*.bin) checkpoints; they can run code."),
+    target_length_ratio: Optional[float] = typer.Option(
+        None, "--target-length-ratio", help="Search the merge strength for this CoT length / fine-tuned length."
+    ),
+    probe_set: Optional[Path] = typer.Option(None, "--probe-set", help="JSONL prompts (problem, answer) for the search."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Merge models (DARE / TIES / task arithmetic), optionally searching the strength for a target CoT length.
+
+    Example: micota merge ta_merge.yaml runs/ta-merged --seed 0 --target-length-ratio 0.5 --probe-set probes.jsonl
+    """
+    from micota.merge import load_merge_config, run
+
+    extra = list(overrides or [])
+    if allow_pickle:
+        extra.append("allow_pickle=true")
+    if target_length_ratio is not None:
+        extra.append(f"length_search.target_ratio={target_length_ratio}")
+        if probe_set is not None:
+            extra.append(f"length_search.probe_set={probe_set}")
+    elif probe_set is not None:
+        extra.append(f"length_search.probe_set={probe_set}")
+    try:
+        manifest = run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra))
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"merge: done ({manifest.wall_time_s:.1f}s) -> {out_dir} counts={manifest.counts}")
+
+
+# --- end merge ---------------------------------------------------------------------------------
+
 # --- grade (issue 3): grade a JSONL file of responses ------------------------------------------
 
 @app.command("grade")

@@ -78,3 +78,22 @@ def test_layer_lists_interpolate_from_first_to_last_layer():
     assert layer_value([0.2, 1.0], "model.embed_tokens.weight", 5) == 0.2
     assert layer_value([0.2, 1.0], "model.norm.weight", 5) == 1.0
     assert layer_value(0.5, "model.norm.weight", 5) == 0.5
+
+
+def test_cli_merges_a_mergekit_file(tmp_path, tiny_models):
+    from typer.testing import CliRunner
+
+    from micota.cli import app
+
+    kit = {
+        "merge_method": "ties",
+        "base_model": str(tiny_models["base"]),
+        "models": [{"model": str(tiny_models["ft"]), "parameters": {"weight": 1.0, "density": 0.5}}],
+        "dtype": "float32",
+    }
+    result = CliRunner().invoke(app, ["merge", str(write(tmp_path / "kit.yaml", kit)), str(tmp_path / "out"), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "config.json").is_file()
+    assert load_merge_config(tmp_path / "out" / "merge_config.yaml").seed == 3
+    bad = CliRunner().invoke(app, ["merge", str(write(tmp_path / "bad.yaml", {**kit, "merge_method": "slerp"})), str(tmp_path / "o2")])
+    assert bad.exit_code == 2 and "unknown merge method" in bad.output

@@ -132,7 +132,7 @@ def _gather_statistics(job, settings, states, bounds, load):
                 continue
             mask = keep_mask(states[index].key, job.densities[index], offset, offset + delta.numel())
             if len(bounds) == 1:
-                delta.mul_(mask)  # the kept chunk is reused: mask it once, here
+                apply_mask(delta, mask)  # the kept chunk is reused: mask it once, here
                 states[index].applied = True
                 l1_kept[index] += l1_norm(delta)
             else:
@@ -144,6 +144,15 @@ def _gather_statistics(job, settings, states, bounds, load):
             state.threshold, state.equal_budget, l1_kept[index] = magnitude_threshold(buffers.pop(index), job.densities[index])
         state.scale = rescale_factor(settings.rescale, job.densities[index], l1_all[index], l1_kept[index])
     return chunk if len(bounds) == 1 else None
+
+
+def apply_mask(delta: torch.Tensor, mask: torch.Tensor) -> None:
+    """Zero the dropped entries of ``delta`` in place (numpy's bool-times-float loop is ~2x torch's)."""
+    if delta.dtype in (torch.float32, torch.float64):
+        flat = delta.reshape(-1).numpy()
+        np.multiply(flat, mask.reshape(-1).numpy(), out=flat)
+    else:
+        delta.mul_(mask.reshape(delta.shape))
 
 
 def l1_norm(values: torch.Tensor) -> float:
@@ -169,7 +178,7 @@ def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
         delta, density, scale = params[index], job.densities[index], 1.0
         if settings.method.sparsify is not None and density < 1.0:
             if not state.applied:
-                delta.mul_(_chunk_mask(settings, state, delta, density, offset).reshape(delta.shape))
+                apply_mask(delta, _chunk_mask(settings, state, delta, density, offset))
             scale = state.scale if settings.rescale == "l1" else rescale_factor(settings.rescale, density, 0.0, 0.0)
         deltas.append(delta)
         scales.append(scale)

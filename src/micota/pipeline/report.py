@@ -45,7 +45,10 @@ def run(cfg: ReportConfig) -> Manifest:
 
         results = json.loads((cfg.evaluation / "results.json").read_text(encoding="utf-8"))
         base = cfg.base_method if cfg.base_method in results else None
-        report = write_report([run_dir], out, base_model=base, summary_sections=summary_sections(cfg, results), title=cfg.title)
+        groups = {"Teacher assistant before SFT, after SFT, after merging (Figure 2)": list(cfg.ta_models.values()),
+                  "Students by training data (Figure 3)": cfg.methods}
+        report = write_report([run_dir], out, base_model=base, summary_sections=summary_sections(cfg, results),
+                              title=cfg.title, length_groups=groups)
         if cfg.write_run_summary:
             (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
         return StageResult(outputs={"report": REPORT_NAME}, metrics=effects(cfg, results))
