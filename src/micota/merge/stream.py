@@ -9,7 +9,7 @@ chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -54,7 +54,7 @@ class _ModelState:
     equal_budget: int = 0
     key: Optional[np.ndarray] = None
     applied: bool = False  # the (single, reused) chunk's delta is already masked
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # DARE masks by flat offset, from the first pass
+    masks: Optional[torch.Tensor] = None  # the whole tensor's DARE mask, drawn in the first pass
 
 
 def chunk_bounds(info: TensorInfo, chunk_numel: int) -> list[tuple[int, int]]:
@@ -136,7 +136,11 @@ def _gather_statistics(job, settings, states, bounds, load):
                 states[index].applied = True
                 l1_kept[index] += l1_norm(delta)
             else:
-                states[index].masks[offset] = mask  # 1 byte/entry: cheaper than drawing it again
+                # 1 byte/entry, cheaper than drawing it again; one allocation for the whole tensor,
+                # because per-chunk masks kept alive between temporaries fragment the heap (+1 GB RSS)
+                if states[index].masks is None:
+                    states[index].masks = torch.empty(job.base.numel, dtype=torch.bool)
+                states[index].masks[offset : offset + delta.numel()] = mask
                 l1_kept[index] += l1_norm(delta * mask)
     for index in active:
         state = states[index]
@@ -192,7 +196,8 @@ def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
 
 def _chunk_mask(settings, state, delta, density, offset) -> torch.Tensor:
     if settings.method.sparsify == "random":
-        cached = state.masks.pop(offset, None)
-        return cached if cached is not None else keep_mask(state.key, density, offset, offset + delta.numel())
+        if state.masks is not None:
+            return state.masks[offset : offset + delta.numel()]
+        return keep_mask(state.key, density, offset, offset + delta.numel())
     mask, state.equal_budget = magnitude_mask(delta.abs(), state.threshold, state.equal_budget)
     return mask
