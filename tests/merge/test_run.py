@@ -146,3 +146,27 @@ def test_weight_without_effect_warns():
         warnings.simplefilter("always")
         warn_ineffective_parameters(cfg)
     assert any("no effect" in str(w.message) for w in caught)
+
+
+def test_untied_base_with_tied_finetune_uses_its_embedding(tmp_path, tiny_models):
+    """A base that stores lm_head.weight merges with a fine-tune that ties it to the embedding."""
+    from safetensors.torch import save_file
+
+    base_dir = tmp_path / "untied"
+    base_dir.mkdir()
+    tensors = load_tensors(tiny_models["base"])
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone()
+    save_file(tensors, str(base_dir / "model.safetensors"), metadata={"format": "pt"})
+    (base_dir / "config.json").write_text((tiny_models["base"] / "config.json").read_text())
+    out = merge(tmp_path, tiny_models, base=str(base_dir), method="task_arithmetic")
+    merged, ft = load_tensors(out), load_tensors(tiny_models["ft"])
+    assert torch.equal(merged["lm_head.weight"], ft["model.embed_tokens.weight"])
+
+
+def test_bfloat16_computation_like_mergekit_dtype(tmp_path, tiny_models):
+    out = merge(tmp_path, tiny_models, method="dare_ties", dtype="bfloat16", out_dtype="bfloat16", models=[{"model": str(tiny_models["ft"]), "density": 0.5}])
+    merged = load_tensors(out)
+    reference = load_tensors(merge(tmp_path, tiny_models, "f32", method="dare_ties", out_dtype="bfloat16", models=[{"model": str(tiny_models["ft"]), "density": 0.5}]))
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert merged[name].dtype == torch.bfloat16
+    torch.testing.assert_close(merged[name].float(), reference[name].float(), rtol=0.02, atol=2e-3)
