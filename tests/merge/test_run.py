@@ -170,3 +170,24 @@ def test_bfloat16_computation_like_mergekit_dtype(tmp_path, tiny_models):
     name = "model.layers.0.mlp.up_proj.weight"
     assert merged[name].dtype == torch.bfloat16
     torch.testing.assert_close(merged[name].float(), reference[name].float(), rtol=0.02, atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["ties", "dare_ties", "dare_linear", "task_arithmetic"])
+def test_single_model_fast_path_equals_the_general_mix(tmp_path, tiny_models, method):
+    """One model takes a fused path; it must equal mix_deltas' consensus/normalize math."""
+    from micota.merge.methods import MERGE_METHODS, mix_deltas, sparsify_magnitude
+
+    out = merge(tmp_path, tiny_models, method=method, lambda_=0.6, seed=2, models=[{"model": str(tiny_models["ft"]), "weight": 0.7, "density": 0.4}])
+    row = MERGE_METHODS[method]
+    base, ft, merged = load_tensors(tiny_models["base"]), load_tensors(tiny_models["ft"]), load_tensors(out)
+    name = "model.layers.1.self_attn.o_proj.weight"
+    delta = ft[name] - base[name]
+    if row.sparsify == "magnitude":
+        kept = sparsify_magnitude(delta, 0.4)
+    elif row.sparsify == "random":
+        kept = delta * keep_mask(mask_key(2, name, 0), 0.4, 0, delta.numel()).reshape(delta.shape)
+        kept = kept * (delta.abs().sum() / kept.abs().sum())  # l1 rescale (DARE rows' default)
+    else:
+        kept = delta
+    mixed = mix_deltas([kept], [0.7], row.consensus, row.normalize)
+    torch.testing.assert_close(merged[name], base[name] + 0.6 * mixed, rtol=1e-5, atol=1e-6)

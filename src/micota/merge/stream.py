@@ -186,9 +186,12 @@ def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
             scale = state.scale if settings.rescale == "l1" else rescale_factor(settings.rescale, density, 0.0, 0.0)
         deltas.append(delta)
         scales.append(scale)
-    if len(deltas) == 1 and not settings.normalize:
-        # one model without normalizing: consensus keeps every nonzero entry, so θ₀ + λ·w·s·δ̃ (one fused op)
-        return base.add_(deltas[0], alpha=job.lambda_ * job.weights[0] * scales[0])
+    if len(deltas) == 1:
+        # One model: consensus keeps exactly its nonzero entries, and normalizing divides them by
+        # w again, so the merge is θ₀ + λ·s·δ̃ (normalized) or θ₀ + λ·w·s·δ̃: one fused op.
+        weight = job.weights[0]
+        factor = (1.0 if weight != 0.0 else 0.0) if settings.normalize else weight
+        return base.add_(deltas[0], alpha=job.lambda_ * factor * scales[0])
     deltas = [d.mul_(s) if s != 1.0 else d for d, s in zip(deltas, scales)]
     mixed = mix_deltas(deltas, job.weights, settings.method.consensus, settings.normalize)
     return base.add_(mixed, alpha=job.lambda_) if job.lambda_ != 0.0 else base
