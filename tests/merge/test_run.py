@@ -138,6 +138,16 @@ def test_pickle_checkpoints_are_refused(tmp_path, tiny_models):
         merge(tmp_path, tiny_models, models=[{"model": str(folder)}])
 
 
+def test_allowed_pickle_checkpoint_merges_like_its_safetensors(tmp_path, tiny_models):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    torch.save(load_tensors(tiny_models["ft"]), folder / "pytorch_model.bin")
+    models = [{"model": str(folder), "density": 0.5}]
+    from_pickle = load_tensors(merge(tmp_path, tiny_models, "p", models=models, allow_pickle=True, seed=1))
+    from_safe = load_tensors(merge(tmp_path, tiny_models, "s", models=[{"model": str(tiny_models["ft"]), "density": 0.5}], seed=1))
+    assert all(torch.equal(from_pickle[k], from_safe[k]) for k in from_safe)
+
+
 def test_weight_without_effect_warns():
     from micota.merge.config import warn_ineffective_parameters
 
