@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--max-batch-tokens", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--vocab", type=int, default=0, help="override the shape's vocabulary size (0 = keep)")
     args = parser.parse_args()
 
     import torch
@@ -75,7 +76,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = Qwen2Config(**SHAPES[args.shape], max_position_embeddings=4096, tie_word_embeddings=True)
+    shape = {**SHAPES[args.shape], **({"vocab_size": args.vocab} if args.vocab else {})}
+    config = Qwen2Config(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
     model = Qwen2ForCausalLM(config).to(device=args.device, dtype=getattr(torch, args.dtype)).eval()
     examples = synthetic_examples(args.samples, config.vocab_size, tuple(args.prompt_len), tuple(args.response_len))
     tokens = sum(len(e.prompt_ids) + len(e.response_ids) for e in examples)
@@ -84,7 +86,7 @@ def main() -> None:
     def bare() -> None:
         with torch.inference_mode():
             for ids, mask in batches:
-                model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device))
+                model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device), use_cache=False)
 
     def bpc() -> None:
         score_examples(model, examples, 0, batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
@@ -95,7 +97,7 @@ def main() -> None:
         runs["bare"].append(timed(bare, args.device))
         runs["bpc"].append(timed(bpc, args.device))
     best = {name: min(times) for name, times in runs.items()}
-    result = {"shape": args.shape, "device": args.device, "dtype": args.dtype, "samples": args.samples, "tokens": tokens,
+    result = {"shape": args.shape, "vocab": config.vocab_size, "device": args.device, "dtype": args.dtype, "samples": args.samples, "tokens": tokens,
               "batches": len(batches), "bare_tokens_per_s": round(tokens / best["bare"]),
               "bpc_tokens_per_s": round(tokens / best["bpc"]), "ratio_bpc_over_bare": round(best["bare"] / best["bpc"], 3)}
     if args.device.startswith("cuda"):

@@ -112,6 +112,19 @@ def speed_rows(golds: dict[str, list]) -> list[tuple[str, float]]:
             ("micota robust, plain integers (1 core)", per_core)]
 
 
+def hostile_rows() -> list[tuple[str, float, str, bool]]:
+    """Seconds per hostile input of tests/grade/test_hostile.py (warm child, 2 s limit)."""
+    from test_hostile import HOSTILE
+
+    rows = []
+    for name, response in HOSTILE.items():
+        for gold in ("5", "x^2+1"):
+            start = time.perf_counter()
+            verdict = grade(gold, response)
+            rows.append((f"{name} (gold {gold})", time.perf_counter() - start, verdict.reason, verdict.correct))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
@@ -129,6 +142,11 @@ def main() -> None:
         print("\n| run | cases/s |\n|---|---|")
         for name, rate in speed_rows(golds):
             print(f"| {name} | {rate:,.0f} |")
+        timings = hostile_rows()
+        slowest = max(timings, key=lambda row: row[1])
+        accepted = sum(row[3] for row in timings)
+        print(f"\nhostile inputs: {len(timings)} graded, {accepted} marked correct; slowest {slowest[1]:.2f}s "
+              f"({slowest[0]}: {slowest[2]})")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ PROBE = {
     "max_difficulty": 3,
     "ops": "+-*",
     "instruct_styles": "short,short,short,direct",
+    "instruct_sizes": "student,ta",  # which random-init models get instruct SFT
     "steps": "all",  # comma list of: instruct,ta,students
 }
 
@@ -53,8 +54,9 @@ def main(argv: list[str]) -> None:
     run_dir = Path(opts["run_dir"])
     summary: dict = {"options": opts, "timings_s": {}, "results": {}}
     lab = _lab(run_dir, opts, summary)
-    instruct = {size: _sft(run_dir / f"sft-{size}-instruct", lab / "models" / size, [lab / "instruct.jsonl"], opts, "instruct", summary) for size in ("student", "ta")}
-    for name in ("student", "ta"):
+    sizes = opts["instruct_sizes"].split(",")
+    instruct = {size: _sft(run_dir / f"sft-{size}-instruct", lab / "models" / size, [lab / "instruct.jsonl"], opts, "instruct", summary) for size in sizes}
+    for name in sizes:
         _evaluate(f"{name}-instruct", instruct[name], lab, opts, summary)
     if opts["steps"] == "instruct":
         return _finish(run_dir, summary)

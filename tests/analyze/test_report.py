@@ -33,14 +33,16 @@ def run_dir(tmp_path_factory, tiny_model, shared_data):
 
 
 def test_report_has_tables_plots_and_stage_records(run_dir, tmp_path):
-    report = write_report([run_dir], tmp_path / "report", base_model="Instruct")
+    report = write_report([run_dir], tmp_path / "report", base_model="Instruct",
+                          length_groups={"Students only": ["MiCoTA"]}, extra_sections=["## TA lengths\n\nadded\n"])
     text = report.read_text()
     for heading in ("## Stages", "### robust grading", "### rule grading", "### Δ vs Instruct (robust",
                     "### Mean response length", "### Truncation rate", "## Bits per character"):
         assert heading in text
     assert "| MiCoTA | " in text and "| evaluate |" in text and "| analyze-bpc |" in text
     images = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", text)
-    assert len(images) >= 4
+    assert len(images) >= 5 and "plots/lengths_students_only.png" in images
+    assert text.rstrip().endswith("added")
     import matplotlib.image
 
     for image in images:

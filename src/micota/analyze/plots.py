@@ -28,7 +28,7 @@ def _pyplot():
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")  # keeps legends placed outside the axes
     _pyplot().close(fig)
     return path
 
@@ -47,10 +47,11 @@ def plot_length_distributions(lengths: Mapping[str, Mapping[str, Sequence[int]]]
     fig, axes = plt.subplots(rows, cols, figsize=(1.0 + cols * max(3.0, 0.9 * len(models)), 3.6 * rows),
                              squeeze=False, sharey=True)
     for ax, bench in zip(axes.flat, benches):
-        data = [list(lengths[m].get(bench, [])) or [0] for m in models]
-        ax.boxplot(data, showmeans=True, meanprops={"marker": "D", "markerfacecolor": "white"}, widths=0.6)
-        ax.set_xticks(range(1, len(models) + 1), [f"{m}\n(n={len(lengths[m].get(bench, []))})" for m in models],
-                      rotation=30 if len(models) > 3 else 0, ha="right" if len(models) > 3 else "center", fontsize=8)
+        present = [m for m in models if lengths[m].get(bench)]  # a model not run on a benchmark gets no box
+        ax.boxplot([list(lengths[m][bench]) for m in present], showmeans=True, widths=0.6,
+                   meanprops={"marker": "D", "markerfacecolor": "white"})
+        ax.set_xticks(range(1, len(present) + 1), [f"{m}\n(n={len(lengths[m][bench])})" for m in present],
+                      rotation=30 if len(present) > 3 else 0, ha="right" if len(present) > 3 else "center", fontsize=8)
         ax.set_title(BENCHMARK_LABELS.get(bench, bench))
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[:, 0]:
@@ -71,17 +72,20 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     benches = benchmark_columns(results)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (model, per) in enumerate(results.items()):
+        size = max(16.0, 130 * 0.72**i)  # later models drawn smaller, so identical points stay visible as rings
         for j, bench in enumerate(benches):
             if bench in per and per[bench].get("n"):
-                ax.scatter(per[bench]["mean_tokens"], 100 * per[bench][f"accuracy_{mode}"], s=55,
+                ax.scatter(per[bench]["mean_tokens"], 100 * per[bench][f"accuracy_{mode}"], s=size, alpha=0.9,
                            color=colours[i % len(colours)], marker=_MARKERS[j % len(_MARKERS)], edgecolor="black", lw=0.5)
-    model_handles = [plt.Line2D([], [], color=colours[i % len(colours)], marker="o", ls="", label=m)
-                     for i, m in enumerate(results)]
-    bench_handles = [plt.Line2D([], [], color="grey", marker=_MARKERS[j % len(_MARKERS)], ls="",
-                                label=BENCHMARK_LABELS.get(b, b)) for j, b in enumerate(benches)]
-    first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    ax.add_artist(first)
-    ax.legend(handles=bench_handles, title="benchmark", loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8)
+    def header(text: str) -> Any:
+        return plt.Line2D([], [], ls="", marker="", label=text)
+
+    handles = [header("model:")] + [plt.Line2D([], [], color=colours[i % len(colours)], marker="o", ls="", label=m)
+                                    for i, m in enumerate(results)]
+    handles += [header(""), header("benchmark:")] + [
+        plt.Line2D([], [], color="grey", marker=_MARKERS[j % len(_MARKERS)], ls="", label=BENCHMARK_LABELS.get(b, b))
+        for j, b in enumerate(benches)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # one legend: fits bbox
     ax.set_xlabel("mean response length (tokens)")
     ax.set_ylabel(f"accuracy (%, {mode} grading)")
     ax.set_ylim(-3, 103)

@@ -9,10 +9,11 @@ folder, copied or not. Tables go to ``tables/`` as CSV, Markdown and LaTeX; plot
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from micota.analyze import plots
 from micota.analyze.tables import (Results, Table, accuracy_table, delta_table, length_tables, to_csv, to_latex,
@@ -68,20 +69,23 @@ def _add_evaluation(data: RunData, stage_dir: Path) -> None:
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[str] = None,
-                 extra_sections: Sequence[str] = ()) -> Path:
+                 extra_sections: Sequence[str] = (), summary_sections: Sequence[str] = (),
+                 title: str = "micota report", length_groups: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
     """Write ``out/report.md`` (+ ``out/tables``, ``out/plots``) and return its path.
 
-    ``extra_sections`` are Markdown blocks appended verbatim (the pipeline adds its
-    MiCoTA-specific statements there).
+    ``summary_sections`` are Markdown blocks placed right after the title, ``extra_sections``
+    appended at the end (the pipeline puts its MiCoTA summary first). ``length_groups`` adds
+    one length-distribution figure per named group of models, e.g. ``{"Teacher assistant
+    (Figure 2)": ["TA pre-SFT", "TA post-SFT", "TA merged"]}``.
     """
     out = Path(out)
     data = gather_runs(run_dirs)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# micota report\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
-             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", _stages_section(data, out)]
+    parts = [f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
+             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data, out)]
     if data.results:
         parts.append(_accuracy_section(data, out, base_model))
-        parts.append(_length_section(data, out))
+        parts.append(_length_section(data, out, length_groups or {}))
     if data.bpc:
         parts.append(_bpc_section(data, out))
     parts.extend(extra_sections)
@@ -113,13 +117,19 @@ def _accuracy_section(data: RunData, out: Path, base_model: Optional[str]) -> st
     return "\n".join(parts)
 
 
-def _length_section(data: RunData, out: Path) -> str:
+def _length_section(data: RunData, out: Path, groups: Mapping[str, Sequence[str]]) -> str:
     parts = ["## Response lengths, truncation and reflection words (Figures 2–4)\n"]
     for title, table in length_tables(data.results).items():
         parts.append(f"### {title}\n\n" + _save_table(table, out, title.lower().replace(" ", "_")))
     if data.lengths:
         plot = plots.plot_length_distributions(data.lengths, out / "plots" / "length_distributions.png")
         parts.append(f"![Response length distributions]({_relative(plot, out)})\n")
+    for title, models in groups.items():
+        chosen = {m: data.lengths[m] for m in models if m in data.lengths}
+        if chosen:
+            slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+            plot = plots.plot_length_distributions(chosen, out / "plots" / f"lengths_{slug}.png", title=title)
+            parts.append(f"![{title}]({_relative(plot, out)})\n")
     plot = plots.plot_reflection_words(data.results, out / "plots" / "reflection_words.png")
     parts.append(f"![Reflection words per response]({_relative(plot, out)})\n")
     return "\n".join(parts)

@@ -13,6 +13,7 @@ joined; the raw list and the unit stay in ``metadata``), GSM8K golds follow ``##
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "MICOTA_DATA_DIR"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,12 @@ def benchmark_file(name: str, data_dir: str | Path | None = None) -> Path:
     so the data folder itself or its ``benchmarks/`` subfolder may be given.
     """
     benchmark_spec(name)
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    root = data_dir if data_dir is not None else (os.environ.get(DATA_DIR_ENV) or None)
     if root is None:
         raise MicotaError(
             f"benchmark {name!r}: no data folder given. Pass data_dir=... (CLI/YAML: `data_dir:`) or set "
-            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online users can pass source='hub' "
-            f"to load {BENCHMARKS[name].hub_id}.")
+            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online, `benchmark_source: hub` (Python: "
+            f"source='hub') loads {BENCHMARKS[name].hub_id} instead.")
     candidates = [Path(root) / name / "test.jsonl", Path(root) / "benchmarks" / name / "test.jsonl"]
     for path in candidates:
         if path.is_file():
@@ -168,7 +170,11 @@ def load_benchmark(name: str, data_dir: str | Path | None = None, *, source: str
         where = str(path)
     else:
         raise MicotaError(f"source must be 'local' or 'hub', got {source!r}.")
-    return [problem_from_row(spec, row, index, where=f"{where}:{number}") for index, (number, row) in enumerate(rows)]
+    problems = [problem_from_row(spec, row, index, where=f"{where}:{number}") for index, (number, row) in enumerate(rows)]
+    if len(problems) != spec.expected_count:  # another copy of the benchmark: scores are not comparable to the paper's
+        log.warning("%s: %d problems, the reference copy of %s has %d; scores will not match published ones.",
+                    where, len(problems), name, spec.expected_count)
+    return problems
 
 
 def problem_from_row(spec: BenchmarkSpec, row: dict[str, Any], index: int, *, where: str) -> Problem:

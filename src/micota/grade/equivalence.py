@@ -91,12 +91,12 @@ def _wraps_all(text: str) -> bool:
 
 def _balanced(text: str) -> bool:
     """Whether every bracket closes in order (unbalanced input is malformed, never parsed)."""
-    stack = []
+    stack = []  # ( and [ close with either ) or ]: half-open intervals are balanced
     for ch in text:
         if ch in _OPEN:
-            stack.append(ch)
+            stack.append("{" if ch == "{" else "(")
         elif ch in _CLOSE:
-            if not stack or stack.pop() != _OPEN[_CLOSE.index(ch)]:
+            if not stack or stack.pop() != ("{" if ch == "}" else "("):
                 return False
     return not stack
 

@@ -17,11 +17,13 @@ MAX_BOXES = 20  # only the last few boxes are tried, so 10k unclosed boxes stay 
 MAX_ANSWER_CHARS = 2000  # a longer "answer" is a runaway box, never a real final answer
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _PHRASES = re.compile(
-    r"(?:final\s+answer\s*(?:is|:|=)|(?<![a-z])answer\s*(?:is|:|=)|answer\s+(?:would|should)\s+be|"
+    r"(?:final\s+answer\s*\**\s*(?:is|:|=|\n)|(?<![a-z])answer\s*\**\s*(?:is|:|=)|answer\s+(?:would|should)\s+be|"
     r"####)\s*(?::\s*)?",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\n\s*\n|\n(?=[A-Z#*])")
+_SENTENCE_END = re.compile(r"(?<!\\)\.(?=\s|$)|\n\s*\n|\n(?=[A-Z#*])|,\s+(?=(?:which|since|because|so|as|but|where|with|that|this)\b)"
+                           r"|\s+(?=(?:because|since|as we|which is)\b)")
+_LEADING_MATH = re.compile(r"^(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.DOTALL)
 _LETTER = re.compile(r"^\(?\s*([A-E])\s*\)?(?:\s|$|[.:])")
 _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 
@@ -83,6 +85,9 @@ def _phrase_answer(text: str) -> str | None:
     matches = list(_PHRASES.finditer(text))
     for match in reversed(matches):
         tail = text[match.end() : match.end() + MAX_ANSWER_CHARS].strip().lstrip("*").strip()
+        math = _LEADING_MATH.match(tail)
+        if math:  # "the answer is $5$, which ..." states exactly the math segment
+            return math.group(1)
         end = _SENTENCE_END.search(tail)
         answer = (tail[: end.start()] if end else tail).strip().strip("*").strip()
         answer = answer.split("\n")[0].strip()

@@ -34,7 +34,7 @@ UNIT_WORDS = (
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
-_UNIT_TAIL = re.compile(rf"(?<=[\d}}.)])\s*(?:(?:{UNIT_WORDS})\b(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
+_UNIT_TAIL = re.compile(rf"(?:(?<=[\d}}.)])|(?<=\\pi))\s*(?:(?:{UNIT_WORDS})\b(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
                         re.IGNORECASE)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
 _LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+|"
@@ -46,6 +46,18 @@ _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\enspace|\\thinspace")
 _NUMBER_WORDS = {word: str(n) for n, word in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
+
+
+_VECTOR = re.compile(r"\\begin\{[pbv]?matrix\}(.*?)\\end\{[pbv]?matrix\}", re.DOTALL)
+
+
+def _vector_as_tuple(match: re.Match) -> str:
+    """A one-column or one-row matrix is a vector: ``(2, -1)`` (issue 3: matrices vs tuples)."""
+    rows = [row.strip() for row in match.group(1).split("\\\\") if row.strip()]
+    cells = [cell.strip() for row in rows for cell in row.split("&")]
+    if len(rows) == 1 or all("&" not in row for row in rows):
+        return "(" + ", ".join(cells) + ")"
+    return match.group(0)
 
 
 def clean_text(text: str) -> str:
@@ -63,7 +75,7 @@ def strip_wrappers(text: str) -> str:
     text = text.strip()
     for _ in range(4):
         before = text
-        text = text.strip().rstrip(".;").strip()
+        text = re.sub(r"(?:(?<!\\)[.;]|\\\\)+\s*$", "", text.strip()).strip()
         if text.startswith("$$") and text.endswith("$$") and len(text) > 4:
             text = text[2:-2]
         elif text.startswith("$") and text.endswith("$") and len(text) > 2 and "$" not in text[1:-1]:
@@ -122,6 +134,7 @@ def normalize_answer(text: str) -> str:
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
     if _THOUSANDS.fullmatch(text.strip()):
         text = text.replace(",", "")
+    text = _VECTOR.sub(_vector_as_tuple, text)
     text = unwrap_text_commands(text)
     text = _SPACES.sub(" ", text).replace("\\varnothing", "\\emptyset").replace("\\{\\}", "\\emptyset")
     text = text.replace("\\%", "%").replace("percent", "%").replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
@@ -129,6 +142,7 @@ def normalize_answer(text: str) -> str:
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", text):  # sin 60° is sin(pi/3), not sin(60)
         text = re.sub(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?", r"(\1\\pi/180)", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\bdegrees?\b", "", text)
+    text = re.sub(r"\\sqrt\s*\(([^()]{1,40})\)", r"\\sqrt{\1}", text)  # unicode √(2) arrives as \sqrt(2)
     text = _SQRT_BARE.sub(r"\\sqrt{\1}", text)
     text = _UNIT_TAIL.sub("", text.strip())
     text = re.sub(r"\s+", " ", text).strip().rstrip(".").strip()

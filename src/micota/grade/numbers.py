@@ -116,7 +116,8 @@ def numbers_match(gold: Number, answer: Number) -> bool:
     """Exact equality, except a decimal gold is compared at its own stated precision.
 
     A gold of ``3.14`` accepts ``3.1416`` (it rounds to the gold) but not ``3.1``; an exact gold
-    (integer, fraction) needs exact equality, so ``0.33`` never equals ``1/3``. Percent signs are
+    (integer, fraction) needs exact equality, so ``0.33`` never equals ``1/3``. A one-place gold
+    (``0.5``, ``2.5``) is usually an exact value, so it needs exact equality too (``0.54`` is wrong). Percent signs are
     optional on either side (``25%`` = ``25``), and ``25%`` also equals ``0.25``.
     """
     candidates = [answer.value]
@@ -125,7 +126,7 @@ def numbers_match(gold: Number, answer: Number) -> bool:
     for value in candidates:
         if value == gold.value:
             return True
-        if gold.places is not None and (answer.places or 0) >= gold.places:
+        if gold.places is not None and gold.places >= 2 and (answer.places or 0) > gold.places:
             if abs(value - gold.value) <= Fraction(1, 2 * 10 ** gold.places):
                 return True
     return False

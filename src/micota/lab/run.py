@@ -40,6 +40,9 @@ class LabConfig(StrictModel):
     n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)
     min_difficulty: int = Field(2, ge=1, le=8)  # fewest operations in a chain
     max_difficulty: int = Field(3, ge=1, le=8)  # most operations in a chain
+    # instruct.jsonl also has chains from this length up (1 = single steps), a curriculum that
+    # lets tiny models learn to copy operands and the arithmetic facts before chaining them.
+    instruct_min_difficulty: int = Field(1, ge=1, le=8)
     ops: str = Field(OPS, min_length=1)  # operations used, a subset of "+-*"
     eval_percent: int = Field(20, ge=1, le=99)  # % of all possible problems reserved for eval (by hash)
     vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
@@ -104,6 +107,7 @@ def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Pr
         prompts = make_problems(cfg.n_train_prompts, seed=cfg.seed, split="train", **common)
         bench = make_problems(cfg.n_eval, seed=cfg.seed, split="eval", **common)
         taken = frozenset(p.text for p in prompts)
+        common["min_difficulty"] = min(cfg.instruct_min_difficulty, cfg.max_difficulty)
         instruct = make_problems(cfg.n_instruct, seed=cfg.seed + 1, split="train", exclude=taken, **common)
     except ValueError as exc:
         raise MicotaError(

@@ -100,8 +100,8 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
         train_dataset=Dataset.from_list(data.rows),
         processing_class=tokenizer,
     )
-    checkpoints = sorted((out / CHECKPOINT_DIR).glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    resume_step = last_checkpoint_step(out / CHECKPOINT_DIR)
+    result = trainer.train(resume_from_checkpoint=True if resume_step else None)
     trainer.save_model(str(out / MODEL_DIR))
     tokenizer.save_pretrained(out / MODEL_DIR)
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -110,8 +110,14 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
     return StageResult(
         outputs={"model": MODEL_DIR, "log_history": "log_history.json"},
         counts=_counts(data),
-        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step},
+        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step, "resumed_from_step": resume_step},
     )
+
+
+def last_checkpoint_step(folder: Path) -> int:
+    """Global step of the newest complete checkpoint in ``folder`` (0 when there is none)."""
+    steps = [int(p.name.rsplit("-", 1)[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(steps, default=0)
 
 
 def _counts(data: SFTRows) -> dict[str, int]:
