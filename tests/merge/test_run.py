@@ -134,6 +134,7 @@ def test_pickle_checkpoints_are_refused(tmp_path, tiny_models):
     folder = tmp_path / "pickled"
     folder.mkdir()
     (folder / "pytorch_model.bin").write_bytes(b"not really")
+    (folder / "config.json").write_text((tiny_models["ft"] / "config.json").read_text())
     with pytest.raises(MicotaError, match="--allow-pickle"):
         merge(tmp_path, tiny_models, models=[{"model": str(folder)}])
 
@@ -142,6 +143,7 @@ def test_allowed_pickle_checkpoint_merges_like_its_safetensors(tmp_path, tiny_mo
     folder = tmp_path / "pickled"
     folder.mkdir()
     torch.save(load_tensors(tiny_models["ft"]), folder / "pytorch_model.bin")
+    (folder / "config.json").write_text((tiny_models["ft"] / "config.json").read_text())
     models = [{"model": str(folder), "density": 0.5}]
     from_pickle = load_tensors(merge(tmp_path, tiny_models, "p", models=models, allow_pickle=True, seed=1))
     from_safe = load_tensors(merge(tmp_path, tiny_models, "s", models=[{"model": str(tiny_models["ft"]), "density": 0.5}], seed=1))
