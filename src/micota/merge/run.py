@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from micota.errors import MicotaError
 from micota.manifest import Manifest
-from micota.merge.config import MergeConfig
+from micota.merge.config import MergeConfig, warn_ineffective_parameters
 from micota.merge.methods import MERGE_METHODS
 from micota.merge.stream import MergeSettings, TensorJob, merged_chunks
 from micota.merge.tensor_io import INDEX_NAME, ShardWriter, TensorInfo, model_tensors, plan_shards, write_index
@@ -46,6 +46,7 @@ def run(cfg: MergeConfig, probe: Optional["Probe"] = None) -> Manifest:
 
     ``probe`` replaces the generation probe of the length search (tests use a fake one).
     """
+    warn_ineffective_parameters(cfg)
     local = with_local_sources(cfg)  # hub ids → HF cache folders; the config hash keeps the ids
     inputs: dict[str, str | Path] = {"base": local.base} if local.base else {}
     inputs.update({f"model_{i}": m.model for i, m in enumerate(local.models)})
