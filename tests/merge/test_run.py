@@ -203,3 +203,16 @@ def test_single_model_fast_path_equals_the_general_mix(tmp_path, tiny_models, me
         kept = delta
     mixed = mix_deltas([kept], [0.7], row.consensus, row.normalize)
     torch.testing.assert_close(merged[name], base[name] + 0.6 * mixed, rtol=1e-5, atol=1e-6)
+
+
+def test_thread_count_does_not_change_the_merged_bytes(tmp_path, tiny_models):
+    models = [{"model": str(tiny_models["ft"]), "density": 0.5}, {"model": str(tiny_models["ft2"]), "density": 0.7}]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = load_tensors(merge(tmp_path, tiny_models, "t1", models=models, seed=9))
+        torch.set_num_threads(2)
+        two = load_tensors(merge(tmp_path, tiny_models, "t2", models=models, seed=9))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(one[k], two[k]) for k in one)
