@@ -14,6 +14,7 @@ from typing import Sequence, Union
 from micota.grade.equivalence import Deadline, is_equivalent, prepare, split_top_level
 from micota.grade.extract import boxes_on_last_line, extract_answer, last_boxed
 from micota.grade.rule import rule_equal
+from micota.grade.symbolic import prestart
 
 Gold = Union[str, float, int, Sequence[str]]
 MODES = ("robust", "rule")
@@ -99,6 +100,7 @@ def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s:
         return Verdict(same, answer, "integers equal" if same else "integers differ")
     if not gold.strip():
         return Verdict(False, answer, "gold answer is empty")
+    prestart()  # the symbolic child warms in the background while the cheap layers run
     same, reason = is_equivalent(gold, answer, deadline)
     if not same and split_top_level(prepare(gold))[1:] and not split_top_level(prepare(answer))[1:]:
         boxes = boxes_on_last_line(response)  # several answers boxed one by one on the final line

@@ -5,9 +5,10 @@ cannot interrupt a long C-level big-integer operation (``10^{10^{10}}``), so a h
 could hang the filter stage (issue 3, "Safety and bounded time"). Here each thread/process owns
 a child interpreter (``python -m micota.grade._worker``) started with ``subprocess`` (works in
 threads and inside daemonic pool workers too); the caller waits on its pipe with ``select`` and
-kills the child when the deadline passes. A warm spare is kept so a kill does not make the next
-case wait for a cold start. Only LaTeX parsing is used in the child (never ``parse_expr``, which
-evals), and the child runs under a memory limit.
+kills the child when the deadline passes. Inside, the child stops over-long work itself with an
+alarm, so it stays warm; a kill (only for work that ignores signals) starts a replacement at
+once. Only LaTeX parsing is used in the child (never ``parse_expr``, which evals), and the child
+runs under a memory limit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 
+ALARM_MARGIN_S = 0.15  # the child's own alarm fires this much before our hard kill
 STARTUP_TIMEOUT_S = 60.0  # a cold child imports sympy (~1 s); not charged to the per-case limit
 _HEADER = struct.Struct("!I")
 _local = threading.local()
@@ -69,23 +71,19 @@ def _receive(child: subprocess.Popen, deadline: float):
 
 
 class _Pool:
-    """The active child and a warm spare, owned by one thread of one process."""
+    """This thread's child process (and its replacement after a kill)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.active: subprocess.Popen | None = None
         self.ready = False
-        self.spare: subprocess.Popen | None = None
         self.warmed = False  # a child has been ready once in this process
 
     def _ensure_active(self, deadline: float) -> subprocess.Popen:
         """The ready child. Only the very first start in a process is not charged to the case;
-        waiting for a restarted child after a kill counts against ``deadline``."""
+        waiting for a replacement after a kill counts against ``deadline``."""
         if self.active is None or self.active.poll() is not None:
-            restart = self.warmed
-            self.active, self.spare, self.ready = (self.spare or _start_child()), None, False
-            if restart:  # after a kill, get the next replacement warming at once
-                self.spare = _start_child()
+            self.active, self.ready = _start_child(), False
         if not self.ready:
             wait_until = deadline if self.warmed else time.monotonic() + STARTUP_TIMEOUT_S
             if _receive(self.active, wait_until) != "ready":
@@ -93,30 +91,30 @@ class _Pool:
             self.ready = self.warmed = True
         return self.active
 
-    def ask(self, request: tuple, timeout_s: float):
+    def ask(self, gold: str, answer: str, timeout_s: float):
         cold = not self.warmed
         deadline = time.monotonic() + max(timeout_s, 0.01)
         child = self._ensure_active(deadline)  # a timeout here leaves the starting child alone
         if cold:  # the first start in this process (~1 s of imports) is not the case's fault
             deadline = time.monotonic() + max(timeout_s, 0.01)
+        # The child stops itself ALARM_MARGIN_S early; we kill it only if that fails.
+        budget = max(deadline - time.monotonic() - ALARM_MARGIN_S, 0.01)
         try:
-            payload = pickle.dumps(request)
+            payload = pickle.dumps(("equal", gold, answer, budget))
             child.stdin.write(_HEADER.pack(len(payload)) + payload)
-            answer = _receive(child, deadline)
+            return _receive(child, deadline)
         except (SymbolicTimeout, SymbolicFailure, OSError) as exc:
             self.kill_active()
             if isinstance(exc, OSError):
                 raise SymbolicFailure(f"symbolic worker pipe error: {exc}") from None
             raise
-        if self.spare is None:  # started only now, so it never competes with a first start
-            self.spare = _start_child()
-        return answer
 
     def kill_active(self) -> None:
+        """Kill the child and start its replacement at once, so it warms while we answer."""
         if self.active is not None:
             self.active.kill()
             self.active.wait()
-            self.active = None
+        self.active, self.ready = _start_child(), False
 
 
 def _pool() -> _Pool:
@@ -133,11 +131,18 @@ def symbolic_equal(gold: str, answer: str, timeout_s: float) -> tuple[bool | Non
     not parse either side.
     """
     try:
-        return _pool().ask(("equal", gold, answer), timeout_s)
+        return _pool().ask(gold, answer, timeout_s)
     except SymbolicTimeout:
         return None, f"timed out after {timeout_s:.2f}s in symbolic comparison"
     except SymbolicFailure as exc:
         return None, str(exc)
+
+
+def prestart() -> None:
+    """Start this thread's child in the background (no waiting), so it is warm when first needed."""
+    pool = _pool()
+    if pool.active is None:
+        pool.active = _start_child()
 
 
 def warm_up() -> None:
