@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 from micota.grade.equivalence import Deadline, is_equivalent, prepare, split_top_level
-from micota.grade.extract import boxes_on_last_line, extract_answer, last_boxed
-from micota.grade.rule import rule_equal
+from micota.grade.extract import boxes_on_last_line, extract_answer
+from micota.grade.rule import last_boxed_classic, rule_equal
 from micota.grade.symbolic import prestart
 
 Gold = Union[str, float, int, Sequence[str]]
@@ -83,7 +83,7 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
 
 
 def _grade_rule(gold: str, response: str) -> Verdict:
-    answer = last_boxed(response)
+    answer = last_boxed_classic(response)
     if answer is None:
         return Verdict(False, None, "no \\boxed{} answer found (rule mode)")
     same = rule_equal(gold, answer)

@@ -18,7 +18,7 @@ _UNICODE = {
     "\u00bd": "(1/2)", "\u2153": "(1/3)", "\u2154": "(2/3)", "\u00bc": "(1/4)", "\u00be": "(3/4)",
     "\u2155": "(1/5)", "\u2159": "(1/6)", "\u215b": "(1/8)", "\u2032": "'", "\u00a0": " ", "\u2009": " ",
     "\u202f": " ", "\u2007": " ", "\u200b": "", "\ufeff": "", "\u2217": "*", "\u00b2": "^2", "\u00b3": "^3",
-    "\u221a": "\\sqrt", "\uff0c": ",", "\u3001": ",", "\u201c": "", "\u201d": "", "\u2018": "", "\u2019": "",
+    "\u221a": "\\sqrt", "\u20ac": "", "\u00a3": "", "\uff0c": ",", "\u3001": ",", "\u201c": "", "\u201d": "", "\u2018": "", "\u2019": "",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -30,7 +30,7 @@ UNIT_WORDS = (
     "m|cm|mm|km|kilometers?|centimeters?|millimeters?|grams?|g|kg|kilograms?|pounds?|lbs?|ounces?|oz|"
     "liters?|litres?|l|ml|gallons?|hours?|hrs?|h|minutes?|mins?|seconds?|secs?|s|days?|weeks?|months?|years?|"
     "degrees?|deg|radians?|rad|percent|mph|km/h|people|persons?|students?|apples?|cookies?|marbles?|books?|"
-    "times|ways|points?|items?|pieces?|boxes|eggs?|pages?|cars?|balls?|coins?|bags?|tickets?|trees?|"
+    "usd|eur|am|pm|times|ways|points?|items?|pieces?|boxes|eggs?|pages?|cars?|balls?|coins?|bags?|tickets?|trees?|"
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
