@@ -23,7 +23,8 @@ _PHRASES = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<!\\)\.(?=\s|$)|\n\s*\n|\n(?=[A-Z#*])|,\s+(?=(?:which|since|because|so|as|but|where|with|that|this)\b)"
                            r"|\s+(?=(?:because|since|as we|which is)\b)")
-_LEADING_MATH = re.compile(r"^(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.DOTALL)
+_MATH = r"(?:\$\$.+?\$\$|\$(?:\\\$|[^$])+\$|\\\(.+?\\\)|\\\[.+?\\\])"  # $..$ may hold \$ money
+_LEADING_MATH = re.compile(rf"^({_MATH}(?:\s*(?:,|and|or)\s*{_MATH})*)", re.DOTALL)
 _LETTER = re.compile(r"^\(?\s*([A-E])\s*\)?(?:\s|$|[.:])")
 _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 

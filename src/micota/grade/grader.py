@@ -52,7 +52,7 @@ def gold_text(gold: Gold, mode: str = "robust") -> str:
         parts = [gold_text(part, mode) for part in gold]
         if mode == "rule":
             return parts[0] if len(parts) == 1 else ", ".join(parts)
-        return ", ".join(part.strip().strip("$").strip() for part in parts)
+        return ", ".join(re.sub(r"(?<!\\)\$", "", part).strip() for part in parts)  # "$a$,$b$" -> "a,b"
     return "" if gold is None else str(gold)
 
 
