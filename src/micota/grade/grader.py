@@ -90,14 +90,29 @@ def _grade_rule(gold: str, response: str) -> Verdict:
     return Verdict(same, answer, "exact match after strip_string" if same else "no exact match after strip_string")
 
 
-def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s: float) -> Verdict:
-    deadline = Deadline(time_limit_s)
-    answer = extract_answer(response, benchmark=benchmark)
+def quick_verdict(gold: Gold, response: str, *, benchmark: str | None = None) -> Verdict | None:
+    """The robust verdict when no symbolic work is needed (no answer, or two plain integers), else None.
+
+    ``grade_many`` uses it to settle the common cases in-process before starting any workers.
+    """
+    if not isinstance(response, str):
+        return None
+    gold_str = gold_text(gold)
+    answer = extract_answer(response, benchmark=benchmark if benchmark in KNOWN_BENCHMARKS else None)
     if answer is None:
         return Verdict(False, None, "no final answer found")
-    if _PLAIN_INT.fullmatch(gold) and _PLAIN_INT.fullmatch(answer):  # the common case: no parsing at all
-        same = int(gold) == int(answer)
+    if _PLAIN_INT.fullmatch(gold_str) and _PLAIN_INT.fullmatch(answer):  # the common case: no parsing at all
+        same = int(gold_str) == int(answer)
         return Verdict(same, answer, "integers equal" if same else "integers differ")
+    return None
+
+
+def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s: float) -> Verdict:
+    deadline = Deadline(time_limit_s)
+    quick = quick_verdict(gold, response, benchmark=benchmark)
+    if quick is not None:
+        return quick
+    answer = extract_answer(response, benchmark=benchmark)
     if not gold.strip():
         return Verdict(False, answer, "gold answer is empty")
     prestart()  # the symbolic child warms in the background while the cheap layers run
