@@ -44,24 +44,28 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{…}`` / ``\\fbox{…}`` (or ``\\boxed 5``), else None.
+    """Content of the complete ``\\boxed{…}`` / ``\\fbox{…}`` that closes last (or ``\\boxed 5``).
+
+    Closing last means an outer box wins over boxes nested inside it; an unclosed (truncated)
+    box is skipped in favour of an earlier complete one.
 
     >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and finally \\boxed{\\{1, 2\\}}")
     '\\\\{1, 2\\\\}'
     """
+    best: tuple[int, str] | None = None
     for match in reversed(list(_BOX.finditer(text))[-MAX_BOXES:]):
         rest = match.end()
         while rest < len(text) and text[rest] in " \t":
             rest += 1
         if rest < len(text) and text[rest] == "{":
             group = _braced(text, rest)
-            if group is not None:
-                return group[0]
-            continue  # unclosed box: truncated; fall back to an earlier complete one
+            if group is not None and (best is None or group[1] > best[0]):
+                best = (group[1], group[0])
+            continue
         bare = re.match(r"[^\s$\\]+", text[rest:])
-        if bare and rest > match.end():
-            return bare.group(0).rstrip(".,")
-    return None
+        if bare and rest > match.end() and (best is None or rest + bare.end() > best[0]):
+            best = (rest + bare.end(), bare.group(0).rstrip(".,"))
+    return None if best is None else best[1]
 
 
 def boxes_on_last_line(response: str) -> list[str]:
@@ -153,7 +157,12 @@ def _benchmark_answer(answer: str, benchmark: str | None) -> str | None:
 
 
 def choice_letter(text: str) -> str | None:
-    """The multiple-choice letter an answer names (``(B)``, ``\\textbf{(B)}``, ``B``), else None."""
+    """The one multiple-choice letter an answer names (``(B)``, ``\\textbf{(B)}``, ``B``), else None.
+
+    ``(B) and (C)`` names two letters, so it names no single choice.
+    """
     stripped = re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", text).strip().strip("$").strip()
     match = _LETTER.match(stripped + " ")
-    return match.group(1) if match else None
+    if not match or re.search(r"(?:\(\s*[A-E]\s*\)|\b[A-E]\b)", stripped[match.end():]):
+        return None
+    return match.group(1)
