@@ -103,6 +103,63 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# --- micro-lab (owner: lab) ---------------------------------------------------------------
+
+
+@app.command()
+def lab(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Lab config YAML (optional: defaults are tuned)."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Build the micro-lab: tokenizer, random-init tiny models, prompts, benchmark, instruct data.
+
+    Example: micota lab out_dir=runs/lab/lab
+    """
+    _run_stage("micota.lab.run", "LabConfig", config, overrides)
+
+
+# --- end micro-lab ------------------------------------------------------------------------
+
+# --- merge (issue 4; owner: merge) -------------------------------------------------------------
+
+
+@app.command("merge")
+def merge_command(
+    config: Path = typer.Argument(..., help="Merge config: micota's native YAML or a mergekit YAML."),
+    out_dir: Path = typer.Argument(..., help="Output model folder (written atomically)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the DARE masks (overrides the config)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Accept pickle (*.bin) checkpoints; they can run code."),
+    target_length_ratio: Optional[float] = typer.Option(
+        None, "--target-length-ratio", help="Search the merge strength for this CoT length / fine-tuned length."
+    ),
+    probe_set: Optional[Path] = typer.Option(None, "--probe-set", help="JSONL prompts (problem, answer) for the search."),
+    overrides: Optional[List[str]] = OverridesArg,
+) -> None:
+    """Merge models (DARE / TIES / task arithmetic), optionally searching the strength for a target CoT length.
+
+    Example: micota merge ta_merge.yaml runs/ta-merged --seed 0 --target-length-ratio 0.5 --probe-set probes.jsonl
+    """
+    from micota.merge import load_merge_config, run
+
+    extra = list(overrides or [])
+    if allow_pickle:
+        extra.append("allow_pickle=true")
+    if target_length_ratio is not None:
+        extra.append(f"length_search.target_ratio={target_length_ratio}")
+        if probe_set is not None:
+            extra.append(f"length_search.probe_set={probe_set}")
+    elif probe_set is not None:
+        extra.append(f"length_search.probe_set={probe_set}")
+    try:
+        manifest = run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra))
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"merge: done ({manifest.wall_time_s:.1f}s) -> {out_dir} counts={manifest.counts}")
+
+
+# --- end merge ---------------------------------------------------------------------------------
+
 # --- grade (issue 3): grade a JSONL file of responses ------------------------------------------
 
 @app.command("grade")
@@ -131,6 +188,52 @@ def grade_command(
         typer.echo(f"grade ({mode}): {correct}/{total} correct, accuracy {accuracy:.4f} -> {out_path}")
 
 # --- end grade ----------------------------------------------------------------------------------
+
+# ---- evaluation and analysis (issue 5): evaluate, analyze bpc, report --------------------------------
+
+analyze_app = typer.Typer(help="Analyses that read finished runs (BPC of models on CoT datasets).", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@app.command()
+def evaluate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Evaluate models on benchmarks (greedy, 16K new tokens): per-sample JSONL + results.json."""
+    _run_stage("micota.evaluate.run", "EvaluateConfig", config, overrides)
+
+
+@analyze_app.command("bpc")
+def analyze_bpc(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Bits per character of each model on each CoT dataset; ranks datasets per student (lowest first)."""
+    import json
+
+    _run_stage("micota.analyze.bpc_stage", "BpcConfig", config, overrides)
+    from micota.analyze.bpc_stage import BPC_NAME, BpcConfig
+    from micota.config import load_config
+
+    out_dir = Path(load_config(BpcConfig, config, overrides or []).out_dir)
+    ranking = json.loads((out_dir / BPC_NAME).read_text(encoding="utf-8"))["ranking"]
+    for model, order in ranking.items():
+        typer.echo(f"{model}: " + " < ".join(order) + "   (lowest BPC = easiest to learn from)")
+
+
+@app.command()
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Run folders to gather (every finished stage under them)."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.md, tables/ and plots/."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Model the Δ tables subtract (Table 1)."),
+) -> None:
+    """Gather manifests and results into one report.md with tables (Markdown/CSV/LaTeX) and PNG plots."""
+    from micota.analyze.report import write_report
+
+    try:
+        path = write_report(run_dirs, out, base_model=base_model)
+    except MicotaError as exc:
+        _fail(exc)
+    else:
+        typer.echo(f"report: {path}")
+
+
+# ---- end of evaluation and analysis block -----------------------------------------------------------
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m micota`

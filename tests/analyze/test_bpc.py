@@ -24,7 +24,10 @@ def tiny(tiny_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64).eval()
-    return model, AutoTokenizer.from_pretrained(tiny_model)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ~50 tiny forward passes: thread start-up costs more than the math on shared CPUs
+    yield model, AutoTokenizer.from_pretrained(tiny_model)
+    torch.set_num_threads(threads)
 
 
 def brute_force_nats(model, example: EncodedExample) -> float:

@@ -51,16 +51,17 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
 
 
 class OracleEngine:
-    """Answers every other problem with its gold in a box and pads with reflection words."""
+    """Answers lab-0 and lab-2 with their gold in a box (lab-1, lab-3 wrongly) and adds two reflection words."""
 
     def __init__(self, config):
         self.config = config
 
     def generate(self, requests):
-        for index, request in enumerate(sorted(requests, key=lambda r: r.id)):
-            answer = request.meta["gold"] if index % 2 == 0 else "-1"
+        for request in requests:
+            digit = int(request.meta["problem_id"][-1]) if request.meta["problem_id"][-1].isdigit() else 0
+            answer = request.meta["gold"] if digit % 2 == 0 else "-1"
             text = f"Wait, hmm. Final Answer: \\boxed{{{answer}}}"
-            yield Completion(request.id, text, n_tokens=10 + index, finish_reason="stop")
+            yield Completion(request.id, text, n_tokens=10 + digit, finish_reason="stop")
 
 
 def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, monkeypatch):
@@ -86,3 +87,37 @@ def test_context_overflow_fails_before_generating(tmp_path, tiny_model, shared_d
 def test_lab_benchmark_without_path_is_a_config_error(tmp_path):
     with pytest.raises(ValueError, match="needs `path:`"):
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["lab"])
+
+
+class CrashingEngine(OracleEngine):
+    """Dies after three completions, like a killed job."""
+
+    done = 0
+
+    def generate(self, requests):
+        for completion in super().generate(requests):
+            if self.done == 3:
+                raise KeyboardInterrupt
+            self.done += 1
+            yield completion
+
+
+def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, monkeypatch):
+    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+    cfg.engine.engine = "scripted"
+    cfg.engine.batch_size = 1  # the writer re-sends a torn batch whole; one request per batch keeps the count exact
+    monkeypatch.setattr("micota.generate.writer.load_engine", CrashingEngine)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    seen: list[str] = []
+
+    class CountingEngine(OracleEngine):
+        def generate(self, requests):
+            seen.extend(r.id for r in requests)
+            yield from super().generate(requests)
+
+    monkeypatch.setattr("micota.generate.writer.load_engine", CountingEngine)
+    run(cfg)
+    assert len(seen) == 7 - 3  # 3 math500 + 4 lab requests, 3 already on disk
+    results = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]
+    assert results["math500"]["n"] == 3 and results["lab"]["n"] == 4

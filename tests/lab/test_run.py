@@ -35,7 +35,7 @@ def test_lab_stage_writes_everything_and_skips_rerun(tmp_path):
 
 
 def test_bad_config_is_reported_with_field_and_choices():
-    with pytest.raises(MicotaError, match="model_sizes.*available: student"):
+    with pytest.raises(MicotaError, match="model_sizes.*unknown model sizes.*available: student"):
         validate_config(LabConfig, {"out_dir": "x", "model_sizes": ["giant"]}, source="recipe.yaml")
     with pytest.raises(MicotaError, match="min_difficulty"):
         validate_config(LabConfig, {"out_dir": "x", "min_difficulty": 4, "max_difficulty": 2}, source="recipe.yaml")

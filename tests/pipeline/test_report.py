@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from micota.manifest import Manifest, write_manifest
 from micota.pipeline.report import ReportConfig, run
@@ -30,7 +31,9 @@ def test_report_tables_and_effects_measured(tmp_path):
     assert "| MiCoTA | 60.0 | 60.0 | +40.0 | 30.0 | 90 |" in text
     assert "| Mix-Long | – |" in text  # a missing method is shown as missing, not dropped
     assert "| after merging | TA merged | 110.0 |" in text
-    assert "| evaluate | evaluate |" in text
+    assert "| evaluate |" in text  # the stage table of the analysis report
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):  # plots linked from RUN/report.md resolve
+        assert (tmp_path / "run" / link).is_file(), link
 
 
 def test_effects_reported_absent_when_not_shown(tmp_path):

@@ -117,7 +117,8 @@ def response_nats(model: Any, examples: Sequence[EncodedExample], pad_id: int) -
     targets = input_ids[:, 1:][predicts[:, :-1]].to(device)
     rows = predicts.nonzero()[:, 0].to(device)
     with torch.inference_mode():
-        hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).last_hidden_state
+        hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                                  use_cache=False).last_hidden_state  # no KV cache: one pass, nothing to reuse
         selected = hidden[predicts.to(device)]
         token_nats = torch.cat([_chunk_nats(model, selected[i : i + _HEAD_CHUNK], targets[i : i + _HEAD_CHUNK])
                                 for i in range(0, len(targets), _HEAD_CHUNK)]) if len(targets) else targets.float()
@@ -133,7 +134,8 @@ def _chunk_nats(model: Any, hidden: Any, targets: Any) -> Any:
     cap = getattr(model.config, "final_logit_softcapping", None)  # Gemma-2 style capping happens after the head
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    return -torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    # fused log-softmax + pick (no chunk × vocab log-prob tensor is kept)
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
 def score_examples(model: Any, examples: Sequence[EncodedExample], pad_id: int, *, batch_size: int = 8,

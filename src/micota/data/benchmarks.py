@@ -13,6 +13,7 @@ joined; the raw list and the unit stay in ``metadata``), GSM8K golds follow ``##
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,17 @@ from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "MICOTA_DATA_DIR"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem: ``answer`` is the gold as a string ready for :func:`micota.grade.grade`."""
+    """One problem: ``answer`` is the gold as a clean string (what a correct model writes).
+
+    ``metadata["gold_raw"]`` keeps the gold as the file stores it (AMC ``27.0``, OlympiadBench's
+    list of ``$…$`` strings); :func:`micota.grade.grade` takes either, and the raw form is what
+    makes ``rule`` mode reproduce the published graders' faults.
+    """
 
     id: str
     problem: str
@@ -96,6 +103,7 @@ class BenchmarkSpec:
     hub_config: Optional[str] = None
     context_field: Optional[str] = None  # OlympiadBench: optional context prepended to the question
     metadata_fields: tuple[str, ...] = ()
+    raw_gold_is_answer: bool = True  # False: the raw field is a worked solution (GSM8K), not an answer
     version: int = 1
 
 
@@ -113,7 +121,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("math500", "HuggingFaceH4/MATH-500", "test", ("problem",), "answer", gold_plain,
                       "small_model_gap_eval", 500, id_field="unique_id", metadata_fields=("subject", "level")),
         BenchmarkSpec("gsm8k", "openai/gsm8k", "test", ("question",), "answer", gold_after_hashes,
-                      "gsm8k_zero_shot", 1319, hub_config="main"),
+                      "gsm8k_zero_shot", 1319, hub_config="main", raw_gold_is_answer=False),
     )
 }
 
@@ -136,12 +144,12 @@ def benchmark_file(name: str, data_dir: str | Path | None = None) -> Path:
     so the data folder itself or its ``benchmarks/`` subfolder may be given.
     """
     benchmark_spec(name)
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    root = data_dir if data_dir is not None else (os.environ.get(DATA_DIR_ENV) or None)
     if root is None:
         raise MicotaError(
             f"benchmark {name!r}: no data folder given. Pass data_dir=... (CLI/YAML: `data_dir:`) or set "
-            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online users can pass source='hub' "
-            f"to load {BENCHMARKS[name].hub_id}.")
+            f"{DATA_DIR_ENV}=/path/to/data holding {name}/test.jsonl; online, `benchmark_source: hub` (Python: "
+            f"source='hub') loads {BENCHMARKS[name].hub_id} instead.")
     candidates = [Path(root) / name / "test.jsonl", Path(root) / "benchmarks" / name / "test.jsonl"]
     for path in candidates:
         if path.is_file():
@@ -162,7 +170,11 @@ def load_benchmark(name: str, data_dir: str | Path | None = None, *, source: str
         where = str(path)
     else:
         raise MicotaError(f"source must be 'local' or 'hub', got {source!r}.")
-    return [problem_from_row(spec, row, index, where=f"{where}:{number}") for index, (number, row) in enumerate(rows)]
+    problems = [problem_from_row(spec, row, index, where=f"{where}:{number}") for index, (number, row) in enumerate(rows)]
+    if len(problems) != spec.expected_count:  # another copy of the benchmark: scores are not comparable to the paper's
+        log.warning("%s: %d problems, the reference copy of %s has %d; scores will not match published ones.",
+                    where, len(problems), name, spec.expected_count)
+    return problems
 
 
 def problem_from_row(spec: BenchmarkSpec, row: dict[str, Any], index: int, *, where: str) -> Problem:
@@ -177,7 +189,8 @@ def problem_from_row(spec: BenchmarkSpec, row: dict[str, Any], index: int, *, wh
         raise MicotaError(f"{where}: cannot read gold `{spec.gold_field}`={raw_gold!r} ({exc}).") from None
     row_id = row.get(spec.id_field) if spec.id_field else None
     metadata = {key: row.get(key) for key in spec.metadata_fields if key in row}
-    metadata.update(benchmark=spec.name, benchmark_version=spec.version)
+    metadata.update(benchmark=spec.name, benchmark_version=spec.version,
+                    gold_raw=raw_gold if spec.raw_gold_is_answer else gold)
     return Problem(id=str(row_id if row_id is not None else index), problem=text, answer=gold, metadata=metadata)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,11 +42,12 @@ class EvaluateConfig(StrictModel):
     models: dict[str, str]  # display name -> local model folder or hub id
     benchmarks: list[BenchmarkRun]
     data_dir: Optional[str] = None  # folder with <name>/test.jsonl; default $MICOTA_DATA_DIR
+    benchmark_source: Literal["local", "hub"] = "local"  # "hub": load the table's hub ids (needs network)
     engine: EngineSettings = Field(default_factory=EngineSettings)  # greedy, max_new_tokens 16384
     context_policy: ContextPolicy = "error"  # prompt + max_new_tokens > context: "error" or "lower"
     system_prompt: Optional[str] = None  # optional system message before the rendered prompt
     reflection_markers: list[str] = Field(default_factory=lambda: list(DEFAULT_REFLECTION_MARKERS))
-    grade_workers: int = Field(1, ge=1)  # processes for grading (math-verify is CPU-bound)
+    grade_workers: Optional[int] = Field(None, ge=1)  # grading processes; None = min(CPUs, 8)
     progress: bool = True  # progress bars (does not change results)
 
     @field_validator("benchmarks", mode="before")
@@ -54,6 +55,15 @@ class EvaluateConfig(StrictModel):
     def _names_as_runs(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _unique_names(cls, value: list[BenchmarkRun]) -> list[BenchmarkRun]:
+        names = [b.name for b in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"benchmark names must be unique; repeated: {repeated} (use `limit` for subsets)")
         return value
 
     @field_validator("models")

@@ -1,8 +1,10 @@
 """The engine interface and the table of engines.
 
 An engine turns chat requests into completions. Engines are rows of :data:`ENGINES`
-(``name -> "module:Class"``), imported lazily so optional GPU stacks (vLLM) are only needed
-when used. Every engine class takes an :class:`EngineConfig` and implements
+(``name -> "module:Class"``), imported lazily so optional stacks are only needed when used.
+Rows today: ``hf`` (transformers, CPU or GPU), ``openai`` (any OpenAI-compatible server,
+e.g. ``vllm serve``) and ``scripted`` (the micro-lab's teacher); an in-process vLLM engine
+would join by adding a class with the same ``generate``. Every engine class takes an :class:`EngineConfig` and implements
 ``generate(requests) -> Iterator[Completion]``, yielding completions as they finish (any
 order); the writer handles ordering, resuming and de-duplication.
 """
@@ -54,7 +56,7 @@ class ScriptedOptions(StrictModel):
 class EngineConfig(StrictModel):
     """How to generate: which engine and model, and the sampling settings."""
 
-    engine: Literal["hf", "scripted", "vllm", "openai"] = "hf"
+    engine: Literal["hf", "scripted", "openai"] = "hf"  # rows of ENGINES
     model: str  # HF hub id or local model folder (scripted: a tokenizer folder, for token counts)
     tokenizer: Optional[str] = None  # defaults to `model`
     max_new_tokens: int = Field(16384, ge=1)  # the paper generates up to 16K tokens
@@ -65,14 +67,16 @@ class EngineConfig(StrictModel):
     device: str = "auto"  # "auto" picks cuda when available, else cpu
     seed: int = 0
     trust_remote_code: bool = False  # never run a model repo's code unless asked
-    base_url: Optional[str] = None  # openai engine: the server's /v1 URL
+    base_url: Optional[str] = None  # openai engine: the server's /v1 URL (e.g. `vllm serve` at http://localhost:8000/v1)
+    api_key_env: str = "OPENAI_API_KEY"  # openai engine: environment variable holding the key (unset = no key)
+    request_timeout_s: float = Field(3600.0, gt=0)  # openai engine: one request, 16K tokens included
+    max_retries: int = Field(4, ge=0)  # openai engine: retries on connection errors and HTTP 429/5xx
     scripted: Optional[ScriptedOptions] = None
 
 
 ENGINES: dict[str, str] = {
     "hf": "micota.generate.hf:HFEngine",
     "scripted": "micota.lab.teacher:ScriptedTeacherEngine",
-    "vllm": "micota.generate.vllm:VLLMEngine",
     "openai": "micota.generate.openai:OpenAIEngine",
 }
 

@@ -29,10 +29,10 @@ class LabModelSize(StrictModel):
 LAB_MODEL_SIZES: dict[str, LabModelSize] = {
     # ~0.1M parameters: the smallest student (the paper's "small models struggle" regime).
     "student": LabModelSize(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=192),
-    # ~0.3M parameters: a larger student.
-    "student-large": LabModelSize(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=288),
-    # ~0.9M parameters: the teacher assistant, about 8x the student (paper: 14B TA vs 3B/1.5B students).
-    "ta": LabModelSize(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+    # ~0.25M parameters: a larger student.
+    "student-large": LabModelSize(hidden_size=80, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=240),
+    # ~0.45M parameters: the teacher assistant, about 4x the student (paper: 14B TA vs 3B student).
+    "ta": LabModelSize(hidden_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=288),
 }
 
 

@@ -14,16 +14,15 @@ Outputs in ``out_dir``:
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from micota.config import StrictModel
 from micota.errors import MicotaError
+from micota.jsonl import write_jsonl
 from micota.lab.models import LAB_MODEL_SIZES, build_model
 from micota.lab.solutions import write_solution
 from micota.lab.task import OPS, Problem, format_user_turn, make_problems, problem_record
@@ -41,23 +40,40 @@ class LabConfig(StrictModel):
     n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)
     min_difficulty: int = Field(2, ge=1, le=8)  # fewest operations in a chain
     max_difficulty: int = Field(3, ge=1, le=8)  # most operations in a chain
+    # instruct.jsonl also has chains from this length up (1 = single steps), a curriculum that
+    # lets tiny models learn to copy operands and the arithmetic facts before chaining them.
+    instruct_min_difficulty: int = Field(1, ge=1, le=8)
     ops: str = Field(OPS, min_length=1)  # operations used, a subset of "+-*"
     eval_percent: int = Field(20, ge=1, le=99)  # % of all possible problems reserved for eval (by hash)
     vocab_size: int = Field(384, ge=260, le=4096)  # BPE vocabulary incl. 256 bytes + 3 special tokens
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
-    instruct_styles: list[Literal["direct", "short", "long"]] = Field(default_factory=lambda: ["direct", "short"])  # cycled
+    # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
+    # mostly short CoT, as Qwen2.5-Instruct answers, with some direct answers.
+    instruct_styles: list[Literal["direct", "short", "long"]] = Field(
+        default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        bad = sorted(set(value) - set(OPS))
+        if bad:
+            raise ValueError(f"may only contain the operations {OPS!r}, got {bad}; e.g. ops: '+-'")
+        return value
+
+    @field_validator("model_sizes")
+    @classmethod
+    def _known_sizes(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in LAB_MODEL_SIZES]
+        if unknown:
+            raise ValueError(f"unknown model sizes {unknown}; available: {', '.join(LAB_MODEL_SIZES)}")
+        return value
 
     @model_validator(mode="after")
-    def _check(self) -> "LabConfig":
+    def _difficulty_range(self) -> "LabConfig":
         if self.min_difficulty > self.max_difficulty:
             raise ValueError(f"min_difficulty ({self.min_difficulty}) must be <= max_difficulty ({self.max_difficulty})")
-        bad_ops = sorted(set(self.ops) - set(OPS))
-        if bad_ops:
-            raise ValueError(f"ops may only contain {OPS!r}, got {bad_ops}")
-        unknown = [s for s in self.model_sizes if s not in LAB_MODEL_SIZES]
-        if unknown:
-            raise ValueError(f"model_sizes {unknown} unknown; available: {', '.join(LAB_MODEL_SIZES)}")
         return self
 
 
@@ -72,9 +88,9 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     for index, size in enumerate(cfg.model_sizes):
         build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
     counts = {
-        "prompts": _write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
-        "bench": _write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
-        "instruct": _write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
+        "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
+        "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
+        "instruct": write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
         "models": len(cfg.model_sizes),
     }
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
@@ -91,6 +107,7 @@ def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Pr
         prompts = make_problems(cfg.n_train_prompts, seed=cfg.seed, split="train", **common)
         bench = make_problems(cfg.n_eval, seed=cfg.seed, split="eval", **common)
         taken = frozenset(p.text for p in prompts)
+        common["min_difficulty"] = min(cfg.instruct_min_difficulty, cfg.max_difficulty)
         instruct = make_problems(cfg.n_instruct, seed=cfg.seed + 1, split="train", exclude=taken, **common)
     except ValueError as exc:
         raise MicotaError(
@@ -112,13 +129,3 @@ def _instruct_records(problems: list[Problem], cfg: LabConfig) -> Iterable[dict[
             "style": style,
         }
 
-
-def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count

@@ -23,7 +23,7 @@ def write_solution(problem: Problem, style: Style) -> str:
 
     >>> from micota.lab.task import parse_problem
     >>> write_solution(parse_problem("Compute 3+5*2 mod 10, left to right."), "short")
-    '3+5=8.\\n8*2=6.\\nThe answer is \\\\boxed{6}.'
+    'Start with 3.\\n3+5=8.\\n8*2=6.\\nThe answer is \\\\boxed{6}.'
     """
     return _render(problem, intermediate_values(problem), style)
 
@@ -65,7 +65,9 @@ def _render(problem: Problem, values: list[int], style: Style) -> str:
         return f"\\boxed{{{answer}}}"
     lines = [_step(before, op, digit, after) for before, (op, digit), after in _transitions(problem, values)]
     if style == "short":
-        return "\n".join(lines + [f"The answer is \\boxed{{{answer}}}."])
+        # Opening with a fixed phrase (not a digit) keeps greedy decoding of a model trained on a
+        # mix of direct and short answers from collapsing onto the direct answer's "\boxed" token.
+        return "\n".join([f"Start with {problem.start}."] + lines + [f"The answer is \\boxed{{{answer}}}."])
     if style != "long":
         raise ValueError(f"unknown style {style!r}; use direct, short or long")
     body = ["Let me solve this step by step.", f"Start with {problem.start}."]

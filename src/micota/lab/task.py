@@ -131,7 +131,9 @@ def make_problems(
 ) -> list[Problem]:
     """``n`` distinct problems of the split, difficulties cycling evenly over the range.
 
-    Problems whose text is in ``exclude`` are skipped (so two sets can be made disjoint).
+    A difficulty whose problems run out (e.g. the 200 one-step ``+-`` chains) leaves the
+    rotation, so the rest is filled with longer chains. Problems whose text is in
+    ``exclude`` are skipped (so two sets can be made disjoint).
     """
     if not 0 < eval_percent < 100:
         raise ValueError(f"eval_percent must be in 1..99, got {eval_percent}")
@@ -140,14 +142,19 @@ def make_problems(
     seen: set[str] = set(exclude)
     problems: list[Problem] = []
     levels = list(range(min_difficulty, max_difficulty + 1))
-    attempts = 0
+    misses = dict.fromkeys(levels, 0)  # consecutive failed draws per difficulty
     while len(problems) < n:
-        attempts += 1
-        if attempts > 200 * n + 10_000:
-            raise ValueError(f"could not find {n} distinct {split} problems with difficulty {levels} and ops {ops!r}")
-        problem = random_problem(rng, levels[len(problems) % len(levels)], ops)
+        if not levels:
+            raise ValueError(f"could not find {n} distinct {split} problems with difficulty "
+                             f"{min_difficulty}..{max_difficulty} and ops {ops!r} (found {len(problems)})")
+        level = levels[len(problems) % len(levels)]
+        problem = random_problem(rng, level, ops)
         if problem.text in seen or is_eval(problem.text, eval_percent) != want_eval:
+            misses[level] += 1
+            if misses[level] > 2000:  # this difficulty is (practically) exhausted
+                levels.remove(level)
             continue
+        misses[level] = 0
         seen.add(problem.text)
         problems.append(problem)
     return problems

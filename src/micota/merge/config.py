@@ -55,9 +55,10 @@ class LengthSearchConfig(StrictModel):
     """Length-targeted merging: find the strength whose CoT is `target_ratio` × the fine-tuned one's."""
 
     target_ratio: float = Field(0.5, gt=0.0, le=1.5)  # wanted mean length / fine-tuned mean length
-    probe_set: str  # JSONL of prompts with gold answers (`messages` or `problem`, plus `answer`)
+    probe_set: str  # JSONL prompt set: `problem` (or `question`) and `answer` per line
     max_probes: int = Field(64, ge=1)  # prompts used from the probe set
-    benchmark: str = "math500"  # grader profile passed to micota.grade
+    prompt_template: str = "micota_generation"  # a file in micota/_data/prompts/
+    benchmark: Optional[str] = None  # grader profile passed to micota.grade (e.g. math500, lab)
     accuracy_tolerance: float = Field(0.05, ge=0.0, le=1.0)  # allowed absolute drop vs fine-tuned
     param: Literal["lambda", "density"] = "lambda"  # what the search varies
     low: float = Field(0.0, ge=0.0)  # search range of `param`

@@ -13,6 +13,7 @@ import re
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from micota.merge.stream import MergeSettings, TensorJob, merged_chunks
 from micota.merge.tensor_io import INDEX_NAME, ShardWriter, TensorInfo, model_tensors, plan_shards, write_index
 from micota.stage import StageResult, run_stage
 
+if TYPE_CHECKING:
+    from micota.merge.search import Probe
+
 RESOLVED_CONFIG_NAME = "merge_config.yaml"
 _COPIED_FROM_BASE = (
     "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -37,20 +41,44 @@ _LAYER = re.compile(r"\.layers\.(\d+)\.")
 _TIED = ("lm_head.weight", "model.embed_tokens.weight")
 
 
-def run(cfg: MergeConfig) -> Manifest:
-    """Merge (or, with ``length_search``, search then merge) into ``cfg.out_dir``; skip if done."""
-    inputs = {"base": cfg.base} if cfg.base else {}
+def run(cfg: MergeConfig, probe: Optional["Probe"] = None) -> Manifest:
+    """Merge (or, with ``length_search``, search then merge) into ``cfg.out_dir``; skip if done.
+
+    ``probe`` replaces the generation probe of the length search (tests use a fake one).
+    """
+    inputs: dict[str, str | Path] = {"base": cfg.base} if cfg.base else {}
     inputs.update({f"model_{i}": m.model for i, m in enumerate(cfg.models)})
     if cfg.length_search is not None:
-        from micota.merge.search import search_body
-
-        return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: search_body(cfg, out))
+        inputs["probe_set"] = cfg.length_search.probe_set
+        return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _search_body(cfg, out, probe))
     return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _merge_body(cfg, out))
 
 
 def _merge_body(cfg: MergeConfig, out_dir: Path) -> StageResult:
     counts = merge_into(cfg, out_dir)
     return StageResult(outputs={"model": "."}, counts=counts)
+
+
+def _search_body(cfg: MergeConfig, out_dir: Path, probe: Optional["Probe"]) -> StageResult:
+    """Length-targeted merge: probe merges at several strengths, keep the best one."""
+    from micota.merge.search import CURVE_NAME, PLOT_NAME, search_merge_strength, write_curve
+
+    work = out_dir.parent / f".{out_dir.name}.search"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        if probe is None:
+            from micota.merge.probe import generation_probe
+
+            probe = generation_probe(cfg.length_search, work / "probes")
+        result, best = search_merge_strength(cfg, probe, work / "merges", merge_model_files)
+        write_curve(result, best)
+        weight_map = json.loads((best / INDEX_NAME).read_text())["weight_map"]
+        counts = {"tensors": len(weight_map), "shards": len(set(weight_map.values())), "merges_probed": len(result.curve)}
+        publish_folder(best, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    metrics = {"length_search": result.to_dict()}
+    return StageResult(outputs={"model": ".", "curve": CURVE_NAME, "plot": PLOT_NAME}, counts=counts, metrics=metrics)
 
 
 def merge_into(cfg: MergeConfig, out_dir: Path) -> dict[str, int]:
@@ -60,33 +88,30 @@ def merge_into(cfg: MergeConfig, out_dir: Path) -> dict[str, int]:
     tmp.mkdir(parents=True)
     try:
         counts = merge_model_files(cfg, tmp)
-        for item in out_dir.iterdir() if out_dir.exists() else []:
-            if not (tmp / item.name).exists():
-                os.replace(item, tmp / item.name)
-        old = out_dir.parent / f".{out_dir.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        publish_folder(tmp, out_dir)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts
+
+
+def publish_folder(ready: Path, out_dir: Path) -> None:
+    """Swap the complete folder ``ready`` in as ``out_dir`` (renames only), keeping out_dir's files."""
+    for item in out_dir.iterdir() if out_dir.exists() else []:
+        if not (ready / item.name).exists():
+            os.replace(item, ready / item.name)
+    old = out_dir.parent / f".{out_dir.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(ready, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     """Stream the merge into ``folder``: shards, index, copied base files, then config.json."""
     source = Path(cfg.base or cfg.models[0].model)
     jobs = plan_jobs(cfg)
-    settings = MergeSettings(
-        method=MERGE_METHODS[cfg.method],
-        normalize=cfg.resolved_normalize(),
-        rescale=cfg.resolved_rescale(),
-        seed=cfg.seed,
-        compute_dtype=_TORCH_DTYPES[cfg.dtype],
-        chunk_numel=cfg.chunk_mb * (1 << 20) // 4,
-    )
+    settings = merge_settings(cfg)
     specs = [(job.name, job.out_dtype, job.base.shape) for job in jobs]
     by_name = {job.name: job for job in jobs}
     shards = plan_shards(specs, cfg.shard_size_mb * 1_000_000)
@@ -95,12 +120,14 @@ def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     for number, shard in enumerate(shards, start=1):
         name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
         writer = ShardWriter(folder / name, shard)
-        for tensor_name, _, _ in shard:
-            for chunk in merged_chunks(by_name[tensor_name], settings):
-                writer.write(chunk)
-                progress.update(chunk.numel())
-            weight_map[tensor_name] = name
-        writer.close()
+        try:
+            for tensor_name, _, _ in shard:
+                for chunk in merged_chunks(by_name[tensor_name], settings):
+                    writer.write(chunk)
+                    progress.update(chunk.numel())
+                weight_map[tensor_name] = name
+        finally:
+            writer.close()
         total += writer.data_size
     progress.close()
     write_index(folder, weight_map, total)
@@ -110,6 +137,18 @@ def merge_model_files(cfg: MergeConfig, folder: Path) -> dict[str, int]:
     (folder / RESOLVED_CONFIG_NAME).write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False))
     _write_model_config(cfg, source, folder)  # last: its presence marks a complete model
     return {"tensors": len(jobs), "parameters": sum(job.base.numel for job in jobs), "shards": len(shards)}
+
+
+def merge_settings(cfg: MergeConfig) -> MergeSettings:
+    """The per-merge settings every tensor shares (method row resolved against the config)."""
+    return MergeSettings(
+        method=MERGE_METHODS[cfg.method],
+        normalize=cfg.resolved_normalize(),
+        rescale=cfg.resolved_rescale(),
+        seed=cfg.seed,
+        compute_dtype=_TORCH_DTYPES[cfg.dtype],
+        chunk_numel=cfg.chunk_mb * (1 << 20) // 4,
+    )
 
 
 def _write_model_config(cfg: MergeConfig, source: Path, folder: Path) -> None:

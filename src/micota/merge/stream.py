@@ -53,7 +53,8 @@ class _ModelState:
     threshold: float = 0.0
     equal_budget: int = 0
     key: Optional[np.ndarray] = None
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # cached for single-chunk tensors
+    applied: bool = False  # the (single, reused) chunk's delta is already masked
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # DARE masks by flat offset, from the first pass
 
 
 def chunk_bounds(info: TensorInfo, chunk_numel: int) -> list[tuple[int, int]]:
@@ -65,19 +66,18 @@ def chunk_bounds(info: TensorInfo, chunk_numel: int) -> list[tuple[int, int]]:
 
 def merged_chunks(job: TensorJob, settings: MergeSettings) -> Iterator[torch.Tensor]:
     """Yield the merged tensor chunk by chunk, in row order, already cast to ``out_dtype``."""
+    bounds = chunk_bounds(job.base, settings.chunk_numel)
     if not job.base.dtype.is_floating_point:
-        for start, stop in chunk_bounds(job.base, settings.chunk_numel):
+        for start, stop in bounds:
             yield read_rows(job.base, start, stop)
         return
-    bounds = chunk_bounds(job.base, settings.chunk_numel)
-    load = _chunk_loader(job, settings.compute_dtype)
+    load = _chunk_loader(job, settings)
     states = [_ModelState(key=mask_key(settings.seed, job.name, i)) for i in range(len(job.models))]
-    cached = None
+    kept_chunk = None
     if _needs_statistics(job, settings):
-        cached = load(*bounds[0]) if len(bounds) == 1 else None
-        _gather_statistics(job, settings, states, bounds, load, cached)
+        kept_chunk = _gather_statistics(job, settings, states, bounds, load)
     for start, stop in bounds:
-        base, params = cached if cached is not None else load(start, stop)
+        base, params = kept_chunk if kept_chunk is not None else load(start, stop)
         yield _merge_chunk(job, settings, states, base, params, start).to(job.out_dtype)
 
 
@@ -86,8 +86,12 @@ def _needs_statistics(job: TensorJob, settings: MergeSettings) -> bool:
     return sparse and (settings.method.sparsify == "magnitude" or settings.rescale == "l1")
 
 
-def _chunk_loader(job: TensorJob, dtype: torch.dtype) -> Callable[[int, int], tuple[torch.Tensor, list[torch.Tensor]]]:
-    """Read rows of the base and of every model; rows a model lacks are the base's (δ = 0)."""
+def _chunk_loader(job: TensorJob, settings: MergeSettings) -> Callable[[int, int], tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Read rows of the base and the models; for delta methods the models come back as δᵢ.
+
+    Rows a model lacks (``embedding_mismatch: base_rows``) are the base's, i.e. δ = 0.
+    """
+    dtype, on_deltas = settings.compute_dtype, settings.method.on_deltas
 
     def load(start: int, stop: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         base = read_rows(job.base, start, stop).to(dtype)
@@ -95,67 +99,100 @@ def _chunk_loader(job: TensorJob, dtype: torch.dtype) -> Callable[[int, int], tu
         for info in job.models:
             rows = info.shape[0] if info.shape else 1
             if stop <= rows:
-                params.append(read_rows(info, start, stop).to(dtype))
-                continue
-            merged = base.clone()  # embedding_mismatch: base_rows, model has fewer rows
-            if start < rows:
-                merged[: rows - start] = read_rows(info, start, rows).to(dtype)
-            params.append(merged)
+                param = read_rows(info, start, stop).to(dtype)
+            else:
+                param = base.clone()
+                if start < rows:
+                    param[: rows - start] = read_rows(info, start, rows).to(dtype)
+            params.append(param.sub_(base) if on_deltas else param)
         return base, params
 
     return load
 
 
-def _gather_statistics(job, settings, states, bounds, load, cached) -> None:
-    """First pass: TIES thresholds and l1 norms of each model's delta over the whole tensor."""
-    for index, state in enumerate(states):
-        density = job.densities[index]
-        if density >= 1.0:
-            continue
-        magnitudes = torch.empty(job.base.numel, dtype=torch.float32) if settings.method.sparsify == "magnitude" else None
-        l1_all = l1_kept = 0.0
-        offset = 0
-        for start, stop in bounds:
-            base, params = cached if cached is not None else load(start, stop)
-            delta = (params[index] - base).reshape(-1)
-            abs_delta = delta.abs()
-            l1_all += float(abs_delta.sum(dtype=torch.float64))
-            if magnitudes is not None:
-                magnitudes[offset : offset + delta.numel()] = abs_delta
+def _gather_statistics(job, settings, states, bounds, load):
+    """First pass: TIES thresholds, DARE masks and l1 norms of each δᵢ over the whole tensor.
+
+    Returns the loaded chunk when the tensor is a single chunk, so it is not read twice.
+    """
+    magnitude = settings.method.sparsify == "magnitude"
+    active = [i for i, d in enumerate(job.densities) if d < 1.0]
+    buffers = {i: torch.empty(job.base.numel, dtype=torch.float32) for i in active} if magnitude else {}
+    l1_all = dict.fromkeys(active, 0.0)
+    l1_kept = dict.fromkeys(active, 0.0)
+    chunk = None
+    for start, stop in bounds:
+        chunk = load(start, stop)
+        offset = start * job.base.row_numel
+        for index in active:
+            delta = chunk[1][index].reshape(-1)
+            l1_all[index] += l1_norm(delta)
+            if magnitude:
+                buffers[index][offset : offset + delta.numel()] = delta.abs()
+                continue
+            mask = keep_mask(states[index].key, job.densities[index], offset, offset + delta.numel())
+            if len(bounds) == 1:
+                apply_mask(delta, mask)  # the kept chunk is reused: mask it once, here
+                states[index].applied = True
+                l1_kept[index] += l1_norm(delta)
             else:
-                mask = keep_mask(state.key, density, offset, offset + delta.numel())
-                if cached is not None:
-                    state.masks[offset] = mask
-                l1_kept += float((abs_delta * mask).sum(dtype=torch.float64))
-            offset += delta.numel()
-        if magnitudes is not None:
-            state.threshold, state.equal_budget, l1_kept = magnitude_threshold(magnitudes, density)
-        state.scale = rescale_factor(settings.rescale, density, l1_all, l1_kept)
+                states[index].masks[offset] = mask  # 1 byte/entry: cheaper than drawing it again
+                l1_kept[index] += l1_norm(delta * mask)
+    for index in active:
+        state = states[index]
+        if magnitude:
+            state.threshold, state.equal_budget, l1_kept[index] = magnitude_threshold(buffers.pop(index), job.densities[index])
+        state.scale = rescale_factor(settings.rescale, job.densities[index], l1_all[index], l1_kept[index])
+    return chunk if len(bounds) == 1 else None
+
+
+def apply_mask(delta: torch.Tensor, mask: torch.Tensor) -> None:
+    """Zero the dropped entries of ``delta`` in place (numpy's bool-times-float loop is ~2x torch's)."""
+    if delta.dtype in (torch.float32, torch.float64):
+        flat = delta.reshape(-1).numpy()
+        np.multiply(flat, mask.reshape(-1).numpy(), out=flat)
+    else:
+        delta.mul_(mask.reshape(delta.shape))
+
+
+def l1_norm(values: torch.Tensor) -> float:
+    """‖x‖₁ accumulated in float64 (numpy's pairwise sum: fast, and independent of torch's thread
+    count, so the l1 rescale factor, and hence the output, does not change with threads or chunks).
+
+    >>> l1_norm(torch.tensor([1.0, -2.5]))
+    3.5
+    """
+    flat = values.reshape(-1)
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    return float(np.abs(flat.numpy()).sum(dtype=np.float64))
 
 
 def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
-    """Sparsify, rescale, mix and add back one chunk."""
+    """Sparsify, rescale, mix and add back one chunk (``params`` are δᵢ for delta methods)."""
     if not settings.method.on_deltas:
         return mix_parameters(params, job.weights, settings.normalize)
     offset = start * job.base.row_numel
-    deltas = []
+    deltas, scales = [], []
     for index, state in enumerate(states):
-        delta = params[index].sub_(base)  # params are fresh buffers: reuse them for δ
-        density = job.densities[index]
+        delta, density, scale = params[index], job.densities[index], 1.0
         if settings.method.sparsify is not None and density < 1.0:
-            mask = _chunk_mask(settings, state, delta, density, offset)
-            delta = torch.where(mask.reshape(delta.shape), delta, 0.0)
+            if not state.applied:
+                apply_mask(delta, _chunk_mask(settings, state, delta, density, offset))
             scale = state.scale if settings.rescale == "l1" else rescale_factor(settings.rescale, density, 0.0, 0.0)
-            if scale != 1.0:
-                delta.mul_(scale)
         deltas.append(delta)
+        scales.append(scale)
+    if len(deltas) == 1 and not settings.normalize:
+        # one model without normalizing: consensus keeps every nonzero entry, so θ₀ + λ·w·s·δ̃ (one fused op)
+        return base.add_(deltas[0], alpha=job.lambda_ * job.weights[0] * scales[0])
+    deltas = [d.mul_(s) if s != 1.0 else d for d, s in zip(deltas, scales)]
     mixed = mix_deltas(deltas, job.weights, settings.method.consensus, settings.normalize)
     return base.add_(mixed, alpha=job.lambda_) if job.lambda_ != 0.0 else base
 
 
 def _chunk_mask(settings, state, delta, density, offset) -> torch.Tensor:
     if settings.method.sparsify == "random":
-        cached = state.masks.get(offset)
+        cached = state.masks.pop(offset, None)
         return cached if cached is not None else keep_mask(state.key, density, offset, offset + delta.numel())
     mask, state.equal_budget = magnitude_mask(delta.abs(), state.threshold, state.equal_budget)
     return mask

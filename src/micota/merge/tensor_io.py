@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -134,13 +136,25 @@ class ShardWriter:
         self.data_size = offset
         self._handle: BinaryIO = path.open("wb")
         self._handle.write(struct.pack("<Q", len(raw)) + raw)
+        # write-behind: the disk write of chunk n overlaps the compute of chunk n+1 (the GIL is
+        # released during write); at most two chunks wait, so memory stays bounded.
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: deque[Future] = deque()
 
     def write(self, chunk: torch.Tensor) -> None:
         """Append the next chunk of bytes (tensors must arrive in spec order)."""
-        self._handle.write(chunk.contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        data = chunk.contiguous().reshape(-1).view(torch.uint8).numpy()
+        self._pending.append(self._pool.submit(self._handle.write, data.data))
+        while len(self._pending) > 2:
+            self._pending.popleft().result()
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._handle.close()
 
 
 def plan_shards(specs: Iterable[tuple[str, torch.dtype, tuple[int, ...]]], max_bytes: int) -> list[list[tuple[str, torch.dtype, tuple[int, ...]]]]:

@@ -1,7 +1,8 @@
 """The ``report`` stage: the MiCoTA summary of a run, ``RUN/report.md``.
 
-It reads an evaluate stage's ``results.json`` and the manifests of every stage in the run,
-and writes the paper's Table 2/3 layout (methods x benchmarks, average, gap to the
+It reads an evaluate stage's ``results.json`` and puts, on top of the general analysis
+report (:func:`micota.analyze.report.write_report`: every stage's manifest, accuracy tables
+in Markdown/CSV/LaTeX, length and reflection tables, plots), the paper's Table 2/3 layout (methods x benchmarks, average, gap to the
 untrained model), the TA's CoT length before SFT, after SFT and after merging (Figure 2,
 "half length"), the data each stage kept, and a plain statement — with the measured
 numbers — of whether this run shows the two effects MiCoTA rests on.
@@ -16,7 +17,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from micota.config import StrictModel
-from micota.manifest import Manifest, read_manifest
+from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
 REPORT_NAME = "report.md"
@@ -37,36 +38,36 @@ class ReportConfig(StrictModel):
 
 
 def run(cfg: ReportConfig) -> Manifest:
+    run_dir = cfg.out_dir.parent
+
     def body(out: Path) -> StageResult:
+        from micota.analyze.report import write_report
+
         results = json.loads((cfg.evaluation / "results.json").read_text(encoding="utf-8"))
-        manifests = run_manifests(cfg.out_dir.parent)
-        text = render_report(cfg, results, manifests)
-        (out / REPORT_NAME).write_text(text, encoding="utf-8")
+        base = cfg.base_method if cfg.base_method in results else None
+        groups = {"Teacher assistant before SFT, after SFT, after merging (Figure 2)": list(cfg.ta_models.values()),
+                  "Students by training data (Figure 3)": cfg.methods}
+        report = write_report([run_dir], out, base_model=base, summary_sections=summary_sections(cfg, results),
+                              title=cfg.title, length_groups=groups)
         if cfg.write_run_summary:
-            (cfg.out_dir.parent / REPORT_NAME).write_text(text, encoding="utf-8")
+            (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
         return StageResult(outputs={"report": REPORT_NAME}, metrics=effects(cfg, results))
 
     return run_stage("report", cfg, cfg.out_dir, {"evaluation": cfg.evaluation}, body)
 
 
-def run_manifests(run_dir: Path) -> dict[str, Manifest]:
-    """Every finished stage of the run, by folder name."""
-    found = {}
-    for child in sorted(p for p in run_dir.iterdir() if p.is_dir()):
-        manifest = read_manifest(child)
-        if manifest is not None:
-            found[child.name] = manifest
-    return found
-
-
-def render_report(cfg: ReportConfig, results: dict[str, Any], manifests: dict[str, Manifest]) -> str:
+def summary_sections(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
+    """The MiCoTA-specific Markdown blocks: methods table, TA lengths, measured effects."""
     benchmarks = sorted({b for per_model in results.values() for b in per_model})
-    lines = [f"# {cfg.title}", ""]
-    lines += _methods_table(cfg, results, benchmarks)
-    lines += _ta_table(cfg, results, benchmarks)
-    lines += _effects_section(effects(cfg, results))
-    lines += _stages_table(manifests)
-    return "\n".join(lines) + "\n"
+    blocks = (_methods_table(cfg, results, benchmarks), _ta_table(cfg, results), _effects_section(effects(cfg, results)))
+    return ["\n".join(lines) for lines in blocks]
+
+
+def _links_from_run_dir(markdown: str, stage_folder: str) -> str:
+    # The stage's report links tables/ and plots/ beside it; RUN/report.md sits one folder up.
+    for folder in ("tables/", "plots/"):
+        markdown = markdown.replace(f"]({folder}", f"]({stage_folder}/{folder}")
+    return markdown
 
 
 def mean_over(results: dict[str, Any], model: str, key: str) -> Optional[float]:
@@ -111,7 +112,7 @@ def _methods_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[
     return lines + ["", "Accuracy is robust-mode grading (micota.grade); `Avg (rule)` is the classic MATH exact-match rule.", ""]
 
 
-def _ta_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[str]) -> list[str]:
+def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
     lines = ["## Teacher assistant: CoT length before SFT, after SFT, after merging (paper Figure 2)", "",
              "| TA | Model | Mean response tokens | Accuracy (%) | Reflection words / response |", "|---|---|---|---|---|"]
     for label, model in cfg.ta_models.items():
@@ -135,11 +136,3 @@ def _effects_section(found: dict[str, Any]) -> list[str]:
         f"{verdict[found['b_long_cot_worse']]} (accuracy — long CoT: {_pct(found['long_cot_accuracy'])}%; {shorter}).",
         "",
     ]
-
-
-def _stages_table(manifests: dict[str, Manifest]) -> list[str]:
-    lines = ["## Stages", "", "| Stage | Kind | Wall time (s) | Counts |", "|---|---|---|---|"]
-    for name, manifest in manifests.items():
-        counts = ", ".join(f"{k}={v}" for k, v in manifest.counts.items())
-        lines.append(f"| {name} | {manifest.stage} | {manifest.wall_time_s:.1f} | {counts} |")
-    return lines

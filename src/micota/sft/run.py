@@ -89,7 +89,10 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code, field="sft.tokenizer")
     data = load_sft_rows(cfg.data, tokenizer, cfg.max_length)
     if not data.rows:
-        raise MicotaError(f"sft: no sample of {[str(p) for p in cfg.data]} fits max_length={cfg.max_length}; raise max_length.")
+        files = ", ".join(str(p) for p in cfg.data)
+        if not data.dropped_too_long:
+            raise MicotaError(f"sft: the training data is empty ({files}). If a filter stage made it, its dropped.jsonl says why.")
+        raise MicotaError(f"sft: none of the {len(data.dropped_too_long)} samples in {files} fits max_length={cfg.max_length}; raise max_length.")
     (out / "dropped.json").write_text(json.dumps({"too_long": data.dropped_too_long}, indent=1))
     trainer = SFTTrainer(
         model=_load_model(cfg),
@@ -97,8 +100,8 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
         train_dataset=Dataset.from_list(data.rows),
         processing_class=tokenizer,
     )
-    checkpoints = sorted((out / CHECKPOINT_DIR).glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    resume_step = last_checkpoint_step(out / CHECKPOINT_DIR)
+    result = trainer.train(resume_from_checkpoint=True if resume_step else None)
     trainer.save_model(str(out / MODEL_DIR))
     tokenizer.save_pretrained(out / MODEL_DIR)
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -107,8 +110,14 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
     return StageResult(
         outputs={"model": MODEL_DIR, "log_history": "log_history.json"},
         counts=_counts(data),
-        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step},
+        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step, "resumed_from_step": resume_step},
     )
+
+
+def last_checkpoint_step(folder: Path) -> int:
+    """Global step of the newest complete checkpoint in ``folder`` (0 when there is none)."""
+    steps = [int(p.name.rsplit("-", 1)[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(steps, default=0)
 
 
 def _counts(data: SFTRows) -> dict[str, int]:

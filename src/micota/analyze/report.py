@@ -1,0 +1,165 @@
+"""``micota report``: gather stage manifests and results into one ``report.md`` with plots (issue 5, item 7).
+
+The report reads files only (``manifest.json``, ``results.json``, per-sample JSONL,
+``bpc.json``), never another stage's Python objects, so it works on any finished run
+folder, copied or not. Tables go to ``tables/`` as CSV, Markdown and LaTeX; plots to
+``plots/`` as PNG; ``report.md`` links both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from micota.analyze import plots
+from micota.analyze.tables import (Results, Table, accuracy_table, delta_table, length_tables, to_csv, to_latex,
+                                   to_markdown)
+from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl
+from micota.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+REPORT_NAME = "report.md"
+
+
+@dataclass
+class RunData:
+    """Everything the report needs, gathered from run folders."""
+
+    stages: list[tuple[Path, Manifest]] = field(default_factory=list)
+    results: Results = field(default_factory=dict)
+    lengths: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # model -> benchmark -> tokens
+    bpc: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> dataset -> scores
+    ranking: dict[str, list[str]] = field(default_factory=dict)
+
+
+def gather_runs(run_dirs: Sequence[Path]) -> RunData:
+    """Read every finished stage under ``run_dirs`` (later folders win when a model repeats)."""
+    data = RunData()
+    for run_dir in map(Path, run_dirs):
+        if not run_dir.exists():
+            raise MicotaError(f"report: run folder {run_dir} does not exist.")
+        for manifest_path in sorted(run_dir.rglob(MANIFEST_NAME)):
+            stage_dir = manifest_path.parent
+            manifest = read_manifest(stage_dir)
+            data.stages.append((stage_dir, manifest))
+            if (stage_dir / "results.json").is_file() and manifest.stage == "evaluate":
+                _add_evaluation(data, stage_dir)
+            if (stage_dir / "bpc.json").is_file():
+                bpc = json.loads((stage_dir / "bpc.json").read_text(encoding="utf-8"))
+                for model, per in bpc["scores"].items():
+                    data.bpc.setdefault(model, {}).update(per)
+    data.ranking = {m: sorted(per, key=lambda d: per[d]["bpc"]) for m, per in data.bpc.items()}
+    if not data.stages:
+        raise MicotaError(f"report: no finished stage (no {MANIFEST_NAME}) under {', '.join(map(str, run_dirs))}.")
+    return data
+
+
+def _add_evaluation(data: RunData, stage_dir: Path) -> None:
+    results = json.loads((stage_dir / "results.json").read_text(encoding="utf-8"))
+    for model, per in results.items():
+        data.results.setdefault(model, {}).update(per)
+        for bench, metrics in per.items():
+            sample_file = stage_dir / metrics.get("samples", "")
+            if metrics.get("samples") and sample_file.is_file():
+                data.lengths.setdefault(model, {})[bench] = [rec["n_tokens"] for _, rec in iter_jsonl(sample_file)]
+
+
+def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[str] = None,
+                 extra_sections: Sequence[str] = (), summary_sections: Sequence[str] = (),
+                 title: str = "micota report", length_groups: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
+    """Write ``out/report.md`` (+ ``out/tables``, ``out/plots``) and return its path.
+
+    ``summary_sections`` are Markdown blocks placed right after the title, ``extra_sections``
+    appended at the end (the pipeline puts its MiCoTA summary first). ``length_groups`` adds
+    one length-distribution figure per named group of models, e.g. ``{"Teacher assistant
+    (Figure 2)": ["TA pre-SFT", "TA post-SFT", "TA merged"]}``.
+    """
+    out = Path(out)
+    data = gather_runs(run_dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
+             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data, out)]
+    if data.results:
+        parts.append(_accuracy_section(data, out, base_model))
+        parts.append(_length_section(data, out, length_groups or {}))
+    if data.bpc:
+        parts.append(_bpc_section(data, out))
+    parts.extend(extra_sections)
+    report = out / REPORT_NAME
+    report.write_text("\n".join(parts), encoding="utf-8")
+    return report
+
+
+def _stages_section(data: RunData, out: Path) -> str:
+    lines = ["## Stages\n", "| stage | folder | config sha256 | counts | wall time (s) |", "|---|---|---|---|---:|"]
+    for stage_dir, m in data.stages:
+        counts = ", ".join(f"{k}={v}" for k, v in m.counts.items())
+        lines.append(f"| {m.stage} | `{_relative(stage_dir, out)}` | `{m.config_sha256[:12]}` | {counts} | {m.wall_time_s:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _accuracy_section(data: RunData, out: Path, base_model: Optional[str]) -> str:
+    parts = ["## Accuracy (Table 2/3 layout)\n",
+             "Both grading modes: `robust` (math-verify equivalence) and `rule` (plain rule-based matching, "
+             "what public harnesses report). The gap between them is grading error, not model skill.\n"]
+    for mode in ("robust", "rule"):
+        table = accuracy_table(data.results, mode)
+        parts.append(f"### {mode} grading\n\n" + _save_table(table, out, f"accuracy_{mode}"))
+        if base_model:
+            delta = delta_table(table, base_model)
+            parts.append(f"### Δ vs {base_model} ({mode}; Table 1 layout)\n\n" + _save_table(delta, out, f"delta_{mode}"))
+    plot = plots.plot_accuracy_vs_length(data.results, out / "plots" / "accuracy_vs_length.png")
+    parts.append(f"![Accuracy vs mean response length]({_relative(plot, out)})\n")
+    return "\n".join(parts)
+
+
+def _length_section(data: RunData, out: Path, groups: Mapping[str, Sequence[str]]) -> str:
+    parts = ["## Response lengths, truncation and reflection words (Figures 2–4)\n"]
+    for title, table in length_tables(data.results).items():
+        parts.append(f"### {title}\n\n" + _save_table(table, out, title.lower().replace(" ", "_")))
+    if data.lengths:
+        plot = plots.plot_length_distributions(data.lengths, out / "plots" / "length_distributions.png")
+        parts.append(f"![Response length distributions]({_relative(plot, out)})\n")
+    for title, models in groups.items():
+        chosen = {m: data.lengths[m] for m in models if m in data.lengths}
+        if chosen:
+            slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+            plot = plots.plot_length_distributions(chosen, out / "plots" / f"lengths_{slug}.png", title=title)
+            parts.append(f"![{title}]({_relative(plot, out)})\n")
+    plot = plots.plot_reflection_words(data.results, out / "plots" / "reflection_words.png")
+    parts.append(f"![Reflection words per response]({_relative(plot, out)})\n")
+    return "\n".join(parts)
+
+
+def _bpc_section(data: RunData, out: Path) -> str:
+    datasets = sorted({d for per in data.bpc.values() for d in per})
+    table = Table(datasets, [(m, [per.get(d, {}).get("bpc") for d in datasets]) for m, per in data.bpc.items()],
+                  "Bits per character of each CoT dataset's responses under each model (lower = easier to learn).",
+                  digits=4, bold_best=False)
+    ranking = "\n".join(f"- **{m}**: " + " < ".join(order) for m, order in data.ranking.items())
+    plot = plots.plot_bpc_heatmap(data.bpc, out / "plots" / "bpc_heatmap.png")
+    return "\n".join(["## Bits per character (Table 4 layout)\n", _save_table(table, out, "bpc", first="Model"),
+                      "Training sets ranked for each student (lowest BPC first — the data it can learn from most easily):\n",
+                      ranking + "\n", f"![BPC heat-map]({_relative(plot, out)})\n"])
+
+
+def _save_table(table: Table, out: Path, name: str, first: str = "Model") -> str:
+    """Write ``tables/<name>.{csv,md,tex}`` and return the Markdown with links to the other formats."""
+    folder = out / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(table, first)
+    (folder / f"{name}.md").write_text(markdown, encoding="utf-8")
+    (folder / f"{name}.csv").write_text(to_csv(table, first.lower()), encoding="utf-8")
+    (folder / f"{name}.tex").write_text(to_latex(table, first), encoding="utf-8")
+    return markdown + f"\n([CSV](tables/{name}.csv), [LaTeX](tables/{name}.tex))\n"
+
+
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return path.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,62 @@
+"""SIGKILL during SFT, re-run: training continues from the last checkpoint and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from micota.manifest import read_manifest
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+STEPS = 12
+
+
+def write_config(tmp_path: Path, model: Path, name: str) -> Path:
+    data = tmp_path / "data.jsonl"
+    if not data.exists():
+        rows = [{"messages": [{"role": "user", "content": f"What is {i} + 1?"}, {"role": "assistant", "content": f"It is \\boxed{{{i + 1}}}."}]} for i in range(64)]
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = {"out_dir": str(tmp_path / name), "model": str(model), "data": str(data), "max_length": 64, "learning_rate": 1e-3,
+           "max_steps": STEPS, "save_steps": 2, "global_batch_size": 4, "micro_batch_size": 4, "logging_steps": 1, "progress": False}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def sft(config: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "micota", "sft", "-c", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def losses(out: Path) -> list[float]:
+    return [e["loss"] for e in json.loads((out / "log_history.json").read_text()) if "loss" in e]
+
+
+def test_sigkill_mid_training_resumes_from_checkpoint(tiny_model, tmp_path):
+    clean_cfg, killed_cfg = write_config(tmp_path, tiny_model, "clean"), write_config(tmp_path, tiny_model, "killed")
+    assert sft(clean_cfg).wait(timeout=300) == 0
+
+    proc = sft(killed_cfg)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    while not any((p / "trainer_state.json").exists() for p in checkpoints.glob("checkpoint-*")) and time.time() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_manifest(tmp_path / "killed") is None
+
+    assert sft(killed_cfg).wait(timeout=300) == 0
+    manifest = read_manifest(tmp_path / "killed")
+    assert 0 < manifest.metrics["resumed_from_step"] < STEPS and manifest.metrics["steps"] == STEPS
+    clean, resumed = losses(tmp_path / "clean"), losses(tmp_path / "killed")
+    assert len(resumed) == len(clean) == STEPS
+    assert max(abs(a - b) for a, b in zip(clean, resumed)) < 1e-3  # same data order, same optimizer state
