@@ -85,6 +85,14 @@ def boxes_on_last_line(response: str) -> list[str]:
     return found
 
 
+def _cut_inside_last_box(text: str) -> bool:
+    """Whether the text ends inside its last ``\\boxed{`` (a response cut off mid-answer)."""
+    start = text.rfind("\\boxed{")
+    if start < 0 or len(text) - start > MAX_ANSWER_CHARS:
+        return False
+    return _braced(text, start + len("\\boxed")) is None
+
+
 def _phrase_answer(text: str) -> str | None:
     """The statement after the last "final answer is"/"answer:"/"####" phrase."""
     matches = list(_PHRASES.finditer(text))
@@ -133,6 +141,8 @@ def extract_answer(response: str, *, benchmark: str | None = None) -> str | None
     text = visible_text(clean_text(response))
     if text is None:
         return None
+    if _cut_inside_last_box(text):
+        return None  # truncated while writing its final box: it states no final answer
     answer = last_boxed(text)
     if answer is None:
         answer = _phrase_answer(text)
