@@ -130,6 +130,7 @@ def normalize_answer(text: str) -> str:
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
     text = text.replace("\\left", "").replace("\\right", "").replace("\\big", "").replace("\\Big", "")
     text = re.sub(r"\\(?:\$|dollar)", "", text).replace("$", " ")
+    text = re.sub(r"(\d),\s*\\!\s*(?=\d{3})", r"\1,", text)  # MATH golds write 32,\!348
     text = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", text)
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
     if _THOUSANDS.fullmatch(text.strip()):
