@@ -30,7 +30,8 @@ _COSTLY = re.compile(
     r"|\^\s*\{?\s*[-+]?\d{5,}"  # 2^{100000}
     r"|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\^\s*\{\s*\d+\s*\^"  # power towers 10^{10^{10}}
     r"|\d\s*[eE]\s*[-+]?\d{4,}"  # 1e999999999
-    r"|(?:\)|\}|\d{4,})\s*!|\\(?:exec|eval|import|input|system)\b|__|lambda|\bos\.|\bimport\b"
+    r"|\([^()]*(?:\^|\d{4,})[^()]*\)\s*!|\}\s*!|\d{4,}\s*!|"  # (10^{100})!, 100000!
+    r"\\(?:exec|eval|import|input|system)\b|__|(?<!\\)lambda|\bos\.|\bimport\b"
 )
 
 
