@@ -144,7 +144,7 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
     if depth > 2 or len(g_items) > MAX_ITEMS:
         return False, "answer structure too large to compare"
     unordered = g_shape in {"set", "list"}
-    if not unordered and a_shape not in {g_shape, "list"}:
+    if not unordered and a_shape != g_shape and not (g_shape == "()" and a_shape == "list"):
         return False, f"brackets {a_shape} differ from gold {g_shape} (open/closed ends or tuple)"
     if g_shape == "set" and len(g_items) == 1 and a_shape == "one":
         return _compare_item(g_items[0], a_items[0], deadline)
@@ -175,6 +175,7 @@ _REL = {"<": "<", ">": ">", "\\lt": "<", "\\gt": ">", "\\leq": "<=", "\\le": "<=
         "\\ge": ">=", "<=": "<=", ">=": ">="}
 _REL_RE = r"(<=|>=|<|>|\\leq|\\geq|\\le|\\ge|\\lt|\\gt)(?![a-zA-Z])"
 _ONE_SIDED = re.compile(rf"^[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+_BOUND_FIRST = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]$")
 _TWO_SIDED = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
 
 
@@ -185,6 +186,9 @@ def _as_interval(text: str) -> str:
         if rel.startswith(">"):
             return ("[" if rel == ">=" else "(") + bound + ", \\infty)"
         return "(-\\infty, " + bound + ("]" if rel == "<=" else ")")
+    if match := _BOUND_FIRST.match(text.strip()):  # "2 < x" reads as "x > 2"
+        flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[_REL[match.group(2)]]
+        return _as_interval(f"x {flipped} {match.group(1).strip()}")
     if match := _TWO_SIDED.match(text.strip()):
         low, rel_low, rel_high, high = match.groups()
         if _REL[rel_low].startswith("<") and _REL[rel_high].startswith("<"):
