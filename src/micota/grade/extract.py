@@ -115,7 +115,9 @@ def _bare_answer(text: str) -> str | None:
     if not text or "\n" in text or len(text) > 80:
         return None
     words = re.findall(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", text))
-    return text if len(words) <= 2 else None
+    if len(words) > 1 or ("=" in text and not re.match(r"^[\s$(\\[]*[a-zA-Z]\s*=", text)):
+        return None  # prose or a working line ("so 2+3=5"), not a stated answer
+    return text
 
 
 def visible_text(response: str) -> str | None:
