@@ -159,6 +159,14 @@ def drop_assignment(text: str) -> str:
     return text
 
 
+def assigned_name(text: str) -> str | None:
+    """The variable an ``x = 3`` style answer assigns (spaces removed), else None."""
+    match = _LHS.match(text)
+    if match and "=" not in text[match.end():]:
+        return re.sub(r"\s+|=|\\in\b", "", match.group(0))
+    return None
+
+
 def last_side(text: str) -> str:
     """``\\frac{6}{4} = \\frac{3}{2}`` -> ``\\frac{3}{2}``: a chain of equalities states its last side."""
     sides = re.split(r"(?<![<>!\\])=(?![=<>])", text)
