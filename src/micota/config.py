@@ -76,19 +76,41 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``key.path=value`` applied (creating mappings as needed)."""
+    """Return a copy of ``data`` with each ``key.path=value`` applied (creating mappings as needed).
+
+    A numeric part indexes into a list: ``benchmarks.0.limit=50``.
+    """
     result = json.loads(json.dumps(data))  # deep copy of plain YAML data
     for text in overrides:
         path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[path[-1]] = value
+        node: Any = result
+        for depth, part in enumerate(path[:-1]):
+            node = _child_for_override(node, part, text, path[depth + 1])
+        _set_for_override(node, path[-1], value, text)
     return result
+
+
+def _child_for_override(node: Any, part: str, text: str, next_part: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, text)]
+    child = node.get(part)
+    if not isinstance(child, (dict, list)) or (isinstance(child, list) and not next_part.lstrip("-").isdigit()):
+        child = {}
+        node[part] = child
+    return child
+
+
+def _set_for_override(node: Any, part: str, value: Any, text: str) -> None:
+    if isinstance(node, list):
+        node[_list_index(node, part, text)] = value
+    else:
+        node[part] = value
+
+
+def _list_index(node: list, part: str, text: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise MicotaError(f"override {text!r}: {part!r} is not an index of a list of {len(node)} items (use 0..{len(node) - 1}).")
+    return int(part)
 
 
 def validate_config(cls: type[M], data: dict[str, Any], *, source: str) -> M:

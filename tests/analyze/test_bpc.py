@@ -9,6 +9,7 @@ import pytest
 
 from micota.analyze.bpc import EncodedExample, encode_example, length_batches, response_nats, score_examples
 from micota.analyze.bpc_stage import BpcConfig, run
+from micota.errors import MicotaError
 
 CHATS = [
     [{"role": "user", "content": "What is 3 + 4?"}, {"role": "assistant", "content": "3 + 4 = 7. Wait, yes: \\boxed{7}."}],
@@ -89,3 +90,16 @@ def test_bpc_stage_writes_scores_ranking_and_table(tmp_path, tiny_model):
     assert result["ranking"]["Tiny"] == sorted(scores, key=lambda d: scores[d]["bpc"])
     assert "| Tiny |" in (tmp_path / "bpc" / "bpc.md").read_text()
     assert manifest.counts == {"models": 1, "datasets": 2}
+
+
+def test_samples_beyond_the_context_fail_or_are_skipped_and_counted(tmp_path, tiny_model):
+    long_chat = [{"role": "user", "content": "Go."}, {"role": "assistant", "content": "wait " * 600}]  # > 512 positions
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in [CHATS[0], long_chat]))
+    cfg = BpcConfig(out_dir=str(tmp_path / "bpc"), models={"Tiny": str(tiny_model)}, progress=False, device="cpu",
+                    datasets={"d": str(tmp_path / "d.jsonl")})
+    with pytest.raises(MicotaError, match="1 of 2 samples are longer than the model's context of 512"):
+        run(cfg)
+    cfg.too_long = "skip"
+    run(cfg)
+    scores = json.loads((tmp_path / "bpc" / "bpc.json").read_text())["scores"]["Tiny"]["d"]
+    assert scores["samples"] == 1 and scores["skipped_too_long"] == 1

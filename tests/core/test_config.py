@@ -59,3 +59,14 @@ def test_config_hash_ignores_key_order_but_not_values():
     b = Outer.model_validate({"sft": {"lr": 1.0}, "name": "x"})
     c = Outer(name="x", sft=Inner(lr=2.0))
     assert config_sha256(a) == config_sha256(b) != config_sha256(c)
+
+
+def test_override_indexes_into_lists():
+    from micota.config import apply_overrides
+
+    data = {"benchmarks": [{"name": "math500"}, {"name": "gsm8k"}]}
+    out = apply_overrides(data, ["benchmarks.1.limit=50", "benchmarks.0.name=aime24"])
+    assert out == {"benchmarks": [{"name": "aime24"}, {"name": "gsm8k", "limit": 50}]}
+    assert data["benchmarks"][1] == {"name": "gsm8k"}  # the input is not changed
+    with pytest.raises(MicotaError, match="not an index of a list of 2 items"):
+        apply_overrides(data, ["benchmarks.2.limit=1"])

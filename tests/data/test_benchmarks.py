@@ -78,3 +78,18 @@ def test_every_gold_in_a_box_grades_correct_in_robust_mode(shared_data, name):
     assert not failed, failed[:5]
     if name in {"amc23", "olympiadbench"}:
         assert rule_rate < 1.0  # the point of two modes: rule grading under-counts these benchmarks
+
+
+def test_hub_source_maps_the_same_fields(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(hub_id, config, split):
+        calls.append((hub_id, config, split))
+        return [{"question": "Q1", "answer": "work\n#### 1,234"}, {"question": "Q2", "answer": "#### 7"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    problems = load_benchmark("gsm8k", source="hub")
+    assert calls == [("openai/gsm8k", "main", "test")]
+    assert [(p.id, p.problem, p.answer) for p in problems] == [("0", "Q1", "1234"), ("1", "Q2", "7")]

@@ -84,9 +84,33 @@ def test_context_overflow_fails_before_generating(tmp_path, tiny_model, shared_d
     assert not list((tmp_path / "eval").glob("generations/*/*/*"))
 
 
-def test_lab_benchmark_without_path_is_a_config_error(tmp_path):
+def test_lab_benchmark_without_path_or_repeated_names_are_config_errors(tmp_path):
     with pytest.raises(ValueError, match="needs `path:`"):
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["lab"])
+    with pytest.raises(ValueError, match=r"repeated: \['gsm8k'\]"):
+        EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k", {"name": "gsm8k", "limit": 3}])
+
+
+def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, monkeypatch):
+    seen = []
+
+    class RecordingEngine(OracleEngine):
+        def generate(self, requests):
+            seen.extend(requests)
+            yield from super().generate(requests)
+
+    monkeypatch.setattr("micota.generate.writer.load_engine", RecordingEngine)
+    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
+    cfg.engine.engine = "scripted"
+    cfg.benchmarks[0].prompt = "micota_generation"
+    run(cfg)
+    math = [r for r in seen if r.meta["benchmark"] == "math500"]
+    assert all(r.messages[0] == {"role": "system", "content": "Be careful."} for r in seen)
+    assert all(r.messages[1]["content"].endswith("within \\boxed{}.") for r in math)
+    sent = {r.meta["problem_id"]: r.messages[1]["content"] for r in math}
+    for line in (tmp_path / "eval/samples/Oracle/math500.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert record["prompt_template"] == "micota_generation" and record["prompt"] == sent[record["id"]]
 
 
 class CrashingEngine(OracleEngine):
@@ -121,3 +145,8 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
     assert len(seen) == 7 - 3  # 3 math500 + 4 lab requests, 3 already on disk
     results = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]
     assert results["math500"]["n"] == 3 and results["lab"]["n"] == 4
+
+
+def test_engine_model_is_rejected_in_favour_of_models(tmp_path):
+    with pytest.raises(ValueError, match="evaluate takes its models from `models:`"):
+        EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k"], engine={"model": "x"})

@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from micota.analyze.bpc import EncodedExample, encode_example, score_examples
+from micota.evaluate.context import model_context_length
 from micota.config import StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
@@ -37,6 +38,7 @@ class BpcConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     trust_remote_code: bool = False
+    too_long: Literal["error", "skip"] = "error"  # samples longer than the model's context: stop, or skip and count
     progress: bool = True
 
 
@@ -85,11 +87,13 @@ def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult
         model = load_causal_lm(source, dtype=cfg.dtype, device=resolve_device(cfg.device),
                                trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        context = model_context_length(model.config)
         for data_name, dataset in chats.items():
-            examples: list[EncodedExample] = [encode_example(tokenizer, messages) for messages in dataset]
+            examples = [encode_example(tokenizer, messages) for messages in dataset]
+            examples, skipped = _fitting(examples, context, cfg.too_long, where=f"datasets.{data_name} under {model_name}")
             score = score_examples(model, examples, pad_id, batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens,
                                    progress=cfg.progress, desc=f"bpc {model_name} · {data_name}")
-            scores.setdefault(model_name, {})[data_name] = score.as_dict()
+            scores.setdefault(model_name, {})[data_name] = {**score.as_dict(), "skipped_too_long": skipped}
         del model
     result = {"scores": scores, "ranking": rank_datasets(scores)}
     tmp = out / f".{BPC_NAME}.tmp"
@@ -98,6 +102,23 @@ def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult
     (out / TABLE_NAME).write_text(bpc_markdown(scores), encoding="utf-8")
     return StageResult(outputs={"bpc": BPC_NAME, "table": TABLE_NAME},
                        counts={"models": len(cfg.models), "datasets": len(files)}, metrics=result)
+
+
+def _fitting(examples: list[EncodedExample], context: Optional[int], policy: str,
+             *, where: str) -> tuple[list[EncodedExample], int]:
+    """Examples that fit the model's context; longer ones fail (``error``) or are dropped and counted.
+
+    Positions beyond the trained context give meaningless log-probabilities (RoPE extrapolation),
+    so they are never silently scored.
+    """
+    if context is None:
+        return examples, 0
+    fitting = [e for e in examples if len(e.prompt_ids) + len(e.response_ids) <= context]
+    skipped = len(examples) - len(fitting)
+    if skipped and policy == "error":
+        raise MicotaError(f"{where}: {skipped} of {len(examples)} samples are longer than the model's context of {context} "
+                          "tokens. Filter them out, or set `too_long: skip` to skip and count them.")
+    return fitting, skipped
 
 
 def rank_datasets(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:

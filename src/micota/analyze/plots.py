@@ -72,7 +72,7 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     benches = benchmark_columns(results)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (model, per) in enumerate(results.items()):
-        size = max(16.0, 130 * 0.72**i)  # later models drawn smaller, so identical points stay visible as rings
+        size = max(24.0, 110 * 0.85**i)  # later models drawn smaller, so identical points stay visible as rings
         for j, bench in enumerate(benches):
             if bench in per and per[bench].get("n"):
                 ax.scatter(per[bench]["mean_tokens"], 100 * per[bench][f"accuracy_{mode}"], s=size, alpha=0.9,
@@ -80,7 +80,7 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     def header(text: str) -> Any:
         return plt.Line2D([], [], ls="", marker="", label=text)
 
-    handles = [header("model:")] + [plt.Line2D([], [], color=colours[i % len(colours)], marker="o", ls="", label=m)
+    handles = [header("model (smaller = later;\nonly to show overlaps):")] + [plt.Line2D([], [], color=colours[i % len(colours)], marker="o", ls="", label=m)
                                     for i, m in enumerate(results)]
     handles += [header(""), header("benchmark:")] + [
         plt.Line2D([], [], color="grey", marker=_MARKERS[j % len(_MARKERS)], ls="", label=BENCHMARK_LABELS.get(b, b))

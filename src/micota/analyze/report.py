@@ -29,7 +29,7 @@ REPORT_NAME = "report.md"
 class RunData:
     """Everything the report needs, gathered from run folders."""
 
-    stages: list[tuple[Path, Manifest]] = field(default_factory=list)
+    stages: list[tuple[str, Manifest]] = field(default_factory=list)  # (run folder name / stage path, manifest)
     results: Results = field(default_factory=dict)
     lengths: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # model -> benchmark -> tokens
     bpc: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> dataset -> scores
@@ -45,7 +45,7 @@ def gather_runs(run_dirs: Sequence[Path]) -> RunData:
         for manifest_path in sorted(run_dir.rglob(MANIFEST_NAME)):
             stage_dir = manifest_path.parent
             manifest = read_manifest(stage_dir)
-            data.stages.append((stage_dir, manifest))
+            data.stages.append(((Path(run_dir.name) / stage_dir.relative_to(run_dir)).as_posix(), manifest))
             if (stage_dir / "results.json").is_file() and manifest.stage == "evaluate":
                 _add_evaluation(data, stage_dir)
             if (stage_dir / "bpc.json").is_file():
@@ -82,7 +82,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[st
     data = gather_runs(run_dirs)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
-             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data, out)]
+             + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data)]
     if data.results:
         parts.append(_accuracy_section(data, out, base_model))
         parts.append(_length_section(data, out, length_groups or {}))
@@ -94,11 +94,11 @@ def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[st
     return report
 
 
-def _stages_section(data: RunData, out: Path) -> str:
+def _stages_section(data: RunData) -> str:
     lines = ["## Stages\n", "| stage | folder | config sha256 | counts | wall time (s) |", "|---|---|---|---|---:|"]
-    for stage_dir, m in data.stages:
+    for folder, m in data.stages:
         counts = ", ".join(f"{k}={v}" for k, v in m.counts.items())
-        lines.append(f"| {m.stage} | `{_relative(stage_dir, out)}` | `{m.config_sha256[:12]}` | {counts} | {m.wall_time_s:.1f} |")
+        lines.append(f"| {m.stage} | `{folder}` | `{m.config_sha256[:12]}` | {counts} | {m.wall_time_s:.1f} |")
     return "\n".join(lines) + "\n"
 
 

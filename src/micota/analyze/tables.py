@@ -118,9 +118,18 @@ def length_tables(results: Results) -> dict[str, Table]:
         "Mean response length": metric_table(results, "mean_tokens", "Mean response length (tokens).", digits=0),
         "Truncation rate": metric_table(results, "truncation_rate", "Truncation rate (% of responses that hit "
                                    "max_new_tokens without finishing).", scale=100.0),
-        "Reflection words": metric_table(results, "reflection_per_response", "Reflection markers (wait, hmm, alternatively, "
-                                   "let me check, …) per response.", digits=2),
+        "Reflection words": metric_table(results, "reflection_per_response", f"Reflection markers per response "
+                                         f"(counted: {', '.join(_markers(results)) or 'none recorded'}).", digits=2),
     }
+
+
+def _markers(results: Results) -> list[str]:
+    """The reflection markers the evaluation counted (from ``reflection_by_marker``)."""
+    found: dict[str, None] = {}
+    for per in results.values():
+        for metrics in per.values():
+            found.update(dict.fromkeys(metrics.get("reflection_by_marker", {})))
+    return list(found)
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -66,6 +66,14 @@ class EvaluateConfig(StrictModel):
             raise ValueError(f"benchmark names must be unique; repeated: {repeated} (use `limit` for subsets)")
         return value
 
+    @field_validator("engine")
+    @classmethod
+    def _no_engine_model(cls, value: EngineSettings) -> EngineSettings:
+        if value.model:
+            raise ValueError(f"engine.model is set ({value.model!r}) but evaluate takes its models from `models:`; "
+                             "remove engine.model and list the model under `models: {name: path}`")
+        return value
+
     @field_validator("models")
     @classmethod
     def _some_models(cls, value: dict[str, str]) -> dict[str, str]:
