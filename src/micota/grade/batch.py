@@ -73,7 +73,7 @@ def _read_pairs(path: Path, gold_field: str, response_field: str) -> tuple[list[
     if not path.is_file():
         raise MicotaError(f"{path}: file not found. Pass a JSONL file with `{gold_field}` and `{response_field}` fields.")
     rows, pairs = [], []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:  # bad bytes in model text: grade, don't crash
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
