@@ -58,14 +58,22 @@ def _grade_parallel(pairs: list[tuple[Gold, str]], benchmark: str | None, mode: 
         return _grade_chunk(pairs, benchmark, mode, time_limit_s)
     chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
     verdicts: list[Verdict] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    overran = False
+    try:
         futures = [pool.submit(_grade_chunk, chunk, benchmark, mode, time_limit_s) for chunk in chunks]
         for chunk, future in zip(chunks, futures):
             budget = WORKER_START_S + len(chunk) * (time_limit_s + 0.5) * len(chunks) / workers
             try:
                 verdicts.extend(future.result(timeout=budget))
             except FutureTimeout:
+                overran = True
                 verdicts.extend(Verdict(False, None, "timed out (worker overran its budget)") for _ in chunk)
+    finally:
+        if overran:  # a stuck worker must not block shutdown: stop it (no public API for this)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=not overran, cancel_futures=overran)
     return verdicts
 
 
