@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from micota.errors import MicotaError
-from micota.grade.grader import DEFAULT_TIME_LIMIT_S, Gold, Verdict, grade
+from micota.grade.grader import DEFAULT_TIME_LIMIT_S, Gold, Verdict, grade, quick_verdict
 
 SERIAL_BELOW = 256  # smaller batches are graded in-process: starting workers costs more
 CHUNK = 64
@@ -36,16 +36,44 @@ def grade_many(pairs: Sequence[tuple[Gold, str]], *, benchmark: str | None = Non
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers <= 1 or len(pairs) < SERIAL_BELOW:
         return _grade_chunk(pairs, benchmark, mode, time_limit_s)
+    settled: list[Verdict | None] = [None] * len(pairs)
+    if mode == "robust":  # integers and missing answers cost microseconds: never ship them to workers
+        settled = [_quick_or_none(gold, response, benchmark) for gold, response in pairs]
+    todo = [i for i, verdict in enumerate(settled) if verdict is None]
+    for i, verdict in zip(todo, _grade_parallel([pairs[i] for i in todo], benchmark, mode, workers, time_limit_s)):
+        settled[i] = verdict
+    return settled  # type: ignore[return-value]
+
+
+def _quick_or_none(gold: Gold, response: str, benchmark: str | None) -> Verdict | None:
+    try:
+        return quick_verdict(gold, response, benchmark=benchmark)
+    except (RecursionError, MemoryError, ValueError, OverflowError):
+        return None  # the full grader reports it with a reason
+
+
+def _grade_parallel(pairs: list[tuple[Gold, str]], benchmark: str | None, mode: str, workers: int,
+                    time_limit_s: float) -> list[Verdict]:
+    if len(pairs) < SERIAL_BELOW:
+        return _grade_chunk(pairs, benchmark, mode, time_limit_s)
     chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
     verdicts: list[Verdict] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    overran = False
+    try:
         futures = [pool.submit(_grade_chunk, chunk, benchmark, mode, time_limit_s) for chunk in chunks]
         for chunk, future in zip(chunks, futures):
             budget = WORKER_START_S + len(chunk) * (time_limit_s + 0.5) * len(chunks) / workers
             try:
                 verdicts.extend(future.result(timeout=budget))
             except FutureTimeout:
+                overran = True
                 verdicts.extend(Verdict(False, None, "timed out (worker overran its budget)") for _ in chunk)
+    finally:
+        if overran:  # a stuck worker must not block shutdown: stop it (no public API for this)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=not overran, cancel_futures=overran)
     return verdicts
 
 
@@ -53,7 +81,7 @@ def _read_pairs(path: Path, gold_field: str, response_field: str) -> tuple[list[
     if not path.is_file():
         raise MicotaError(f"{path}: file not found. Pass a JSONL file with `{gold_field}` and `{response_field}` fields.")
     rows, pairs = [], []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:  # bad bytes in model text: grade, don't crash
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
