@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from micota.errors import MicotaError
+from micota.jsonl import iter_jsonl, write_jsonl
 from micota.grade.grader import DEFAULT_TIME_LIMIT_S, Gold, Verdict, grade, quick_verdict
 
 SERIAL_BELOW = 256  # smaller batches are graded in-process: starting workers costs more
@@ -81,21 +81,13 @@ def _read_pairs(path: Path, gold_field: str, response_field: str) -> tuple[list[
     if not path.is_file():
         raise MicotaError(f"{path}: file not found. Pass a JSONL file with `{gold_field}` and `{response_field}` fields.")
     rows, pairs = [], []
-    with path.open(encoding="utf-8", errors="replace") as handle:  # bad bytes in model text: grade, don't crash
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MicotaError(f"{path}:{number}: invalid JSON ({exc.msg}). Each line must be one JSON object.") from None
-            for field in (gold_field, response_field):
-                if not isinstance(row, dict) or field not in row:
-                    keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-                    raise MicotaError(f"{path}:{number}: missing field `{field}` (has {keys}). "
-                                      f"Name the right one with --gold-field / --response-field.")
-            rows.append(row)
-            pairs.append((row[gold_field], str(row[response_field])))
+    for number, row in iter_jsonl(path, errors="replace"):  # bad bytes in model text: grade, don't crash
+        for field in (gold_field, response_field):
+            if field not in row:
+                raise MicotaError(f"{path}:{number}: missing field `{field}` (has {sorted(row)}). "
+                                  f"Name the right one with --gold-field / --response-field.")
+        rows.append(row)
+        pairs.append((row[gold_field], str(row[response_field])))
     return rows, pairs
 
 
@@ -110,8 +102,5 @@ def grade_file(path: str | Path, out: str | Path | None = None, *, gold_field: s
     rows, pairs = _read_pairs(path, gold_field, response_field)
     verdicts = grade_many(pairs, benchmark=benchmark, mode=mode, workers=workers)
     out_path = Path(out) if out else path.with_name(path.stem + ".graded.jsonl")
-    with out_path.open("w", encoding="utf-8") as handle:
-        for row, verdict in zip(rows, verdicts):
-            graded = {**row, "correct": verdict.correct, "extracted": verdict.extracted, "reason": verdict.reason}
-            handle.write(json.dumps(graded) + "\n")
+    write_jsonl(out_path, ({**row, "correct": v.correct, "extracted": v.extracted, "reason": v.reason} for row, v in zip(rows, verdicts)))
     return sum(v.correct for v in verdicts), len(verdicts), out_path
