@@ -10,12 +10,15 @@ from typing import Any, Iterable, Iterator
 from micota.errors import MicotaError
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, record)`` for each non-blank line; a bad line is a MicotaError naming it."""
+def iter_jsonl(path: str | Path, *, errors: str = "strict") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for each non-blank line; a bad line is a MicotaError naming it.
+
+    ``errors="replace"`` reads undecodable bytes (model text can hold them) as U+FFFD instead of failing.
+    """
     path = Path(path)
     if not path.is_file():
         raise MicotaError(f"{path}: file not found.")
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors=errors) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -41,3 +41,23 @@ def test_cli_names_the_missing_field(tmp_path):
     result = CliRunner().invoke(app, ["grade", str(path)])
     assert result.exit_code == 2
     assert "r.jsonl:1: missing field `response`" in result.output
+
+
+def test_grade_many_keeps_the_per_case_limit_inside_workers(monkeypatch):
+    monkeypatch.setattr(batch, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(batch, "CHUNK", 2)
+    slow = ("x^2+1", "\\boxed{(x+y+z+1)^{300}}")
+    verdicts = grade_many([slow, ("7", "\\boxed{7}"), slow, ("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2)
+    assert [v.correct for v in verdicts] == [False, True, False, True]
+    assert "timed out" in verdicts[0].reason and "timed out" in verdicts[2].reason
+
+
+def test_grade_many_does_not_wait_for_a_worker_that_overruns(monkeypatch):
+    import time
+
+    monkeypatch.setattr(batch, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(batch, "WORKER_START_S", -100.0)  # a budget that is already spent
+    start = time.monotonic()
+    verdicts = grade_many([("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2)
+    assert verdicts[0].correct is False and "overran" in verdicts[0].reason
+    assert time.monotonic() - start < 10

@@ -38,7 +38,9 @@ def test_robust_accuracy_and_false_positives(cases):
     assert len(false_pos) <= 0.01 * len(cases), f"false positives: {false_pos}"
 
 
-def test_rule_mode_is_strictly_weaker_but_never_accepts_a_negative(cases):
+def test_rule_mode_is_the_weaker_classic_baseline(cases):
+    """Rule mode rejects many right answers (its published faults) and accepts almost no wrong one
+    (it reads the innermost last box, so ``\\boxed{\\boxed{3} or 4}`` fools it)."""
     rule = [grade(c["gold"], c["response"], mode="rule").correct for c in cases]
-    assert not any(r and not c["correct"] for r, c in zip(rule, cases))
+    assert sum(r and not c["correct"] for r, c in zip(rule, cases)) <= 0.01 * len(cases)
     assert sum(r == c["correct"] for r, c in zip(rule, cases)) < len(cases) * 0.9

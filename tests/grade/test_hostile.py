@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from micota.grade import grade
+from micota.grade import grade, symbolic
 from micota.grade.symbolic import symbolic_equal, warm_up
 
 HOSTILE = {
@@ -62,9 +62,21 @@ def _slow_job(timeout_s: float) -> tuple[float, tuple]:
 
 @pytest.mark.parametrize("limit", [0.3, 1.0])
 def test_limit_mechanism_cuts_off_at_the_requested_limit(limit):
+    """The child's own alarm stops the work just before the limit; the child stays warm."""
     elapsed, (same, reason) = _slow_job(limit)
     assert same is None and "timed out" in reason
-    assert limit <= elapsed < limit + 0.5
+    assert limit - symbolic.ALARM_MARGIN_S - 0.05 <= elapsed < limit + 0.5
+    assert symbolic_equal("x+x", "2x", 5.0)[0] is True
+
+
+def test_hard_kill_when_the_child_ignores_its_alarm(monkeypatch):
+    """Work that never yields to signals (C-level big-int loops) is killed at the limit itself."""
+    monkeypatch.setattr(symbolic, "ALARM_MARGIN_S", -30.0)  # the child's alarm now comes far too late
+    elapsed, (same, reason) = _slow_job(0.5)
+    assert same is None and "timed out" in reason
+    assert 0.5 <= elapsed < 1.0
+    monkeypatch.undo()
+    assert symbolic_equal("x+x", "2x", 30.0)[0] is True  # the replacement child answers
 
 
 def _in_thread(job):
@@ -82,7 +94,7 @@ def test_limit_mechanism_works_in_a_worker_thread():
 
     elapsed, (same, reason) = _in_thread(job)
     assert same is None and "timed out" in reason
-    assert 0.5 <= elapsed < 1.0
+    assert 0.5 - symbolic.ALARM_MARGIN_S - 0.05 <= elapsed < 1.0
 
 
 def test_grade_in_threads_decides_symbolic_cases():

@@ -134,8 +134,20 @@ def test_pickle_checkpoints_are_refused(tmp_path, tiny_models):
     folder = tmp_path / "pickled"
     folder.mkdir()
     (folder / "pytorch_model.bin").write_bytes(b"not really")
+    (folder / "config.json").write_text((tiny_models["ft"] / "config.json").read_text())
     with pytest.raises(MicotaError, match="--allow-pickle"):
         merge(tmp_path, tiny_models, models=[{"model": str(folder)}])
+
+
+def test_allowed_pickle_checkpoint_merges_like_its_safetensors(tmp_path, tiny_models):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    torch.save(load_tensors(tiny_models["ft"]), folder / "pytorch_model.bin")
+    (folder / "config.json").write_text((tiny_models["ft"] / "config.json").read_text())
+    models = [{"model": str(folder), "density": 0.5}]
+    from_pickle = load_tensors(merge(tmp_path, tiny_models, "p", models=models, allow_pickle=True, seed=1))
+    from_safe = load_tensors(merge(tmp_path, tiny_models, "s", models=[{"model": str(tiny_models["ft"]), "density": 0.5}], seed=1))
+    assert all(torch.equal(from_pickle[k], from_safe[k]) for k in from_safe)
 
 
 def test_weight_without_effect_warns():
@@ -146,3 +158,73 @@ def test_weight_without_effect_warns():
         warnings.simplefilter("always")
         warn_ineffective_parameters(cfg)
     assert any("no effect" in str(w.message) for w in caught)
+
+
+def test_untied_base_with_tied_finetune_uses_its_embedding(tmp_path, tiny_models):
+    """A base that stores lm_head.weight merges with a fine-tune that ties it to the embedding."""
+    from safetensors.torch import save_file
+
+    base_dir = tmp_path / "untied"
+    base_dir.mkdir()
+    tensors = load_tensors(tiny_models["base"])
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone()
+    save_file(tensors, str(base_dir / "model.safetensors"), metadata={"format": "pt"})
+    (base_dir / "config.json").write_text((tiny_models["base"] / "config.json").read_text())
+    out = merge(tmp_path, tiny_models, base=str(base_dir), method="task_arithmetic")
+    merged, ft = load_tensors(out), load_tensors(tiny_models["ft"])
+    assert torch.equal(merged["lm_head.weight"], ft["model.embed_tokens.weight"])
+
+
+def test_bfloat16_computation_like_mergekit_dtype(tmp_path, tiny_models):
+    out = merge(tmp_path, tiny_models, method="dare_ties", dtype="bfloat16", out_dtype="bfloat16", models=[{"model": str(tiny_models["ft"]), "density": 0.5}])
+    merged = load_tensors(out)
+    reference = load_tensors(merge(tmp_path, tiny_models, "f32", method="dare_ties", out_dtype="bfloat16", models=[{"model": str(tiny_models["ft"]), "density": 0.5}]))
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert merged[name].dtype == torch.bfloat16
+    torch.testing.assert_close(merged[name].float(), reference[name].float(), rtol=0.02, atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["ties", "dare_ties", "dare_linear", "task_arithmetic"])
+def test_single_model_fast_path_equals_the_general_mix(tmp_path, tiny_models, method):
+    """One model takes a fused path; it must equal mix_deltas' consensus/normalize math."""
+    from micota.merge.methods import MERGE_METHODS, mix_deltas, sparsify_magnitude
+
+    out = merge(tmp_path, tiny_models, method=method, lambda_=0.6, seed=2, models=[{"model": str(tiny_models["ft"]), "weight": 0.7, "density": 0.4}])
+    row = MERGE_METHODS[method]
+    base, ft, merged = load_tensors(tiny_models["base"]), load_tensors(tiny_models["ft"]), load_tensors(out)
+    name = "model.layers.1.self_attn.o_proj.weight"
+    delta = ft[name] - base[name]
+    if row.sparsify == "magnitude":
+        kept = sparsify_magnitude(delta, 0.4)
+    elif row.sparsify == "random":
+        kept = delta * keep_mask(mask_key(2, name, 0), 0.4, 0, delta.numel()).reshape(delta.shape)
+        kept = kept * (delta.abs().sum() / kept.abs().sum())  # l1 rescale (DARE rows' default)
+    else:
+        kept = delta
+    mixed = mix_deltas([kept], [0.7], row.consensus, row.normalize)
+    torch.testing.assert_close(merged[name], base[name] + 0.6 * mixed, rtol=1e-5, atol=1e-6)
+
+
+def test_thread_count_does_not_change_the_merged_bytes(tmp_path, tiny_models):
+    """Tensors big enough (512K entries) that torch splits its kernels across threads."""
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.randn(1024, 512, generator=generator)
+    folders = {}
+    for name, noise in (("b", 0.0), ("f1", 0.1), ("f2", 0.1)):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        weights = {"w": theta + noise * torch.randn(1024, 512, generator=generator)}
+        save_file(weights, str(folders[name] / "model.safetensors"), metadata={"format": "pt"})
+        (folders[name] / "config.json").write_text((tiny_models["base"] / "config.json").read_text())
+    models = [{"model": str(folders["f1"]), "density": 0.5}, {"model": str(folders["f2"]), "density": 0.7}]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = load_tensors(merge(tmp_path, tiny_models, "t1", base=str(folders["b"]), models=models, seed=9))
+        torch.set_num_threads(2)
+        two = load_tensors(merge(tmp_path, tiny_models, "t2", base=str(folders["b"]), models=models, seed=9))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one["w"], two["w"]) and not torch.equal(one["w"], theta)

@@ -2,7 +2,10 @@
 
 It parses LaTeX only (math-verify's ``LatexExtractionConfig``; never ``ExprExtractionConfig``,
 whose ``parse_expr`` evals text), caches parsed golds, and answers ``(bool | None, detail)``.
-The parent kills it on a deadline; a memory limit bounds what sympy may allocate.
+Each request carries a budget enforced here with ``SIGALRM`` (this is the child's main thread, so
+the alarm works), which stops pure-Python sympy loops without losing the warm process; the
+parent still kills the child if it overruns (a C-level big-integer operation ignores signals).
+A memory limit bounds what sympy may allocate.
 """
 
 from __future__ import annotations
@@ -10,12 +13,22 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import signal
 import struct
 import sys
 
 MEMORY_LIMIT_BYTES = 3 * 1024**3
 FLOAT_ROUNDING = 10  # math-verify's default 6 accepts 0.142857 for 1/7 (issue 3)
 _HEADER = struct.Struct("!I")
+
+
+class _Alarm(BaseException):
+    """Raised by SIGALRM in this process's main thread (BaseException: sympy's ``except Exception``
+    blocks must not swallow it)."""
+
+
+def _on_alarm(signum, frame):
+    raise _Alarm
 
 
 def _limit_memory() -> None:
@@ -67,6 +80,7 @@ def main() -> None:
     """Serve requests until stdin closes."""
     _limit_memory()
     sys.setrecursionlimit(5000)
+    signal.signal(signal.SIGALRM, _on_alarm)
     _equal("\\frac{x+1}{2}", "(x+1)/2")  # load parser and grammar before "ready": not charged to a case
     _parse.cache_clear()
 
@@ -77,15 +91,20 @@ def main() -> None:
         body = _read(stdin, _HEADER.unpack(header)[0])
         if body is None:
             break
-        _op, gold, answer = pickle.loads(body)  # from our parent process only
+        _op, gold, answer, budget_s = pickle.loads(body)  # from our parent process only
+        signal.setitimer(signal.ITIMER_REAL, max(budget_s, 0.01))
         try:
             result = _equal(gold, answer)
+        except _Alarm:
+            result = (None, f"timed out after {budget_s:.2f}s in symbolic comparison")
         except RecursionError:
             result = (None, "expression nested too deeply")
         except MemoryError:
             result = (None, "memory limit reached in symbolic comparison")
         except Exception as exc:  # noqa: BLE001 - any sympy failure means "could not decide"
             result = (None, f"symbolic comparison failed: {type(exc).__name__}")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         _reply(stdout, result)
 
 

@@ -15,7 +15,7 @@ import re
 import time
 
 from micota.grade.extract import choice_letter
-from micota.grade.normalize import drop_assignment, last_side, normalize_answer
+from micota.grade.normalize import assigned_name, drop_assignment, last_side, normalize_answer
 from micota.grade.numbers import numbers_match, read_number
 
 MAX_ITEMS = 32  # a list answer with more items is compared item by item only on the fast path
@@ -30,7 +30,8 @@ _COSTLY = re.compile(
     r"|\^\s*\{?\s*[-+]?\d{5,}"  # 2^{100000}
     r"|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\^\s*\{\s*\d+\s*\^"  # power towers 10^{10^{10}}
     r"|\d\s*[eE]\s*[-+]?\d{4,}"  # 1e999999999
-    r"|(?:\)|\}|\d{4,})\s*!|\\(?:exec|eval|import|input|system)\b|__|lambda|\bos\.|\bimport\b"
+    r"|\([^()]*(?:\^|\d{4,})[^()]*\)\s*!|\}\s*!|\d{4,}\s*!|"  # (10^{100})!, 100000!
+    r"\\(?:exec|eval|import|input|system)\b|__|(?<!\\)lambda|\bos\.|\bimport\b"
 )
 
 
@@ -134,6 +135,9 @@ def _merge_thousands(text: str, other: str) -> str:
 
 def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]:
     g, a = _merge_thousands(g, a), _merge_thousands(a, g)
+    g_name, a_name = assigned_name(g), assigned_name(a)
+    if g_name and a_name and g_name != a_name:  # "a=4, b=3" does not answer "a=3, b=4"
+        return False, f"assigns {a_name}, gold assigns {g_name}"
     g_shape, g_items = _shape(_expand_pm(drop_assignment(_as_interval(g))))
     a_shape, a_items = _shape(_expand_pm(drop_assignment(_as_interval(a))))
     if g_shape == "one" and a_shape == "one":
@@ -142,8 +146,10 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
         return False, f"{len(a_items)} item(s) given, gold has {len(g_items)}"
     if depth > 2 or len(g_items) > MAX_ITEMS:
         return False, "answer structure too large to compare"
+    if g_shape == "list" and _named_differently(g_items) and not _named_differently(a_items):
+        g_shape = "()"  # "x=1, y=2" is the ordered pair (1, 2) when the answer gives no names
     unordered = g_shape in {"set", "list"}
-    if not unordered and a_shape not in {g_shape, "list"}:
+    if not unordered and a_shape != g_shape and not (g_shape == "()" and a_shape == "list"):
         return False, f"brackets {a_shape} differ from gold {g_shape} (open/closed ends or tuple)"
     if g_shape == "set" and len(g_items) == 1 and a_shape == "one":
         return _compare_item(g_items[0], a_items[0], deadline)
@@ -157,6 +163,12 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
         if not match(x, y):
             return False, f"ordered item {y!r} differs from {x!r}"
     return True, "ordered items equal"
+
+
+def _named_differently(items: list[str]) -> bool:
+    """Whether every item assigns a variable and no two assign the same one (``x=1, y=2``)."""
+    names = [assigned_name(item) for item in items]
+    return all(names) and len(set(names)) == len(names)
 
 
 def _match_unordered(gold: list[str], answer: list[str], match) -> bool:
@@ -174,6 +186,7 @@ _REL = {"<": "<", ">": ">", "\\lt": "<", "\\gt": ">", "\\leq": "<=", "\\le": "<=
         "\\ge": ">=", "<=": "<=", ">=": ">="}
 _REL_RE = r"(<=|>=|<|>|\\leq|\\geq|\\le|\\ge|\\lt|\\gt)(?![a-zA-Z])"
 _ONE_SIDED = re.compile(rf"^[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
+_BOUND_FIRST = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]$")
 _TWO_SIDED = re.compile(rf"^([^<>=]+?)\s*{_REL_RE}\s*[a-zA-Z]\s*{_REL_RE}\s*([^<>=]+)$")
 
 
@@ -184,6 +197,9 @@ def _as_interval(text: str) -> str:
         if rel.startswith(">"):
             return ("[" if rel == ">=" else "(") + bound + ", \\infty)"
         return "(-\\infty, " + bound + ("]" if rel == "<=" else ")")
+    if match := _BOUND_FIRST.match(text.strip()):  # "2 < x" reads as "x > 2"
+        flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[_REL[match.group(2)]]
+        return _as_interval(f"x {flipped} {match.group(1).strip()}")
     if match := _TWO_SIDED.match(text.strip()):
         low, rel_low, rel_high, high = match.groups()
         if _REL[rel_low].startswith("<") and _REL[rel_high].startswith("<"):

@@ -23,7 +23,8 @@ _PHRASES = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<!\\)\.(?=\s|$)|\n\s*\n|\n(?=[A-Z#*])|,\s+(?=(?:which|since|because|so|as|but|where|with|that|this)\b)"
                            r"|\s+(?=(?:because|since|as we|which is)\b)")
-_LEADING_MATH = re.compile(r"^(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.DOTALL)
+_MATH = r"(?:\$\$.+?\$\$|\$(?:\\\$|[^$])+\$|\\\(.+?\\\)|\\\[.+?\\\])"  # $..$ may hold \$ money
+_LEADING_MATH = re.compile(rf"^({_MATH}(?:\s*(?:,|and|or)\s*{_MATH})*)", re.DOTALL)
 _LETTER = re.compile(r"^\(?\s*([A-E])\s*\)?(?:\s|$|[.:])")
 _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 
@@ -43,24 +44,28 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{…}`` / ``\\fbox{…}`` (or ``\\boxed 5``), else None.
+    """Content of the complete ``\\boxed{…}`` / ``\\fbox{…}`` that closes last (or ``\\boxed 5``).
+
+    Closing last means an outer box wins over boxes nested inside it; an unclosed (truncated)
+    box is skipped in favour of an earlier complete one.
 
     >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and finally \\boxed{\\{1, 2\\}}")
     '\\\\{1, 2\\\\}'
     """
+    best: tuple[int, str] | None = None
     for match in reversed(list(_BOX.finditer(text))[-MAX_BOXES:]):
         rest = match.end()
         while rest < len(text) and text[rest] in " \t":
             rest += 1
         if rest < len(text) and text[rest] == "{":
             group = _braced(text, rest)
-            if group is not None:
-                return group[0]
-            continue  # unclosed box: truncated; fall back to an earlier complete one
+            if group is not None and (best is None or group[1] > best[0]):
+                best = (group[1], group[0])
+            continue
         bare = re.match(r"[^\s$\\]+", text[rest:])
-        if bare and rest > match.end():
-            return bare.group(0).rstrip(".,")
-    return None
+        if bare and rest > match.end() and (best is None or rest + bare.end() > best[0]):
+            best = (rest + bare.end(), bare.group(0).rstrip(".,"))
+    return None if best is None else best[1]
 
 
 def boxes_on_last_line(response: str) -> list[str]:
@@ -78,6 +83,14 @@ def boxes_on_last_line(response: str) -> list[str]:
             if group and group[0].strip():
                 found.append(group[0].strip())
     return found
+
+
+def _cut_inside_last_box(text: str) -> bool:
+    """Whether the text ends inside its last ``\\boxed{`` (a response cut off mid-answer)."""
+    start = text.rfind("\\boxed{")
+    if start < 0 or len(text) - start > MAX_ANSWER_CHARS:
+        return False
+    return _braced(text, start + len("\\boxed")) is None
 
 
 def _phrase_answer(text: str) -> str | None:
@@ -102,7 +115,9 @@ def _bare_answer(text: str) -> str | None:
     if not text or "\n" in text or len(text) > 80:
         return None
     words = re.findall(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", text))
-    return text if len(words) <= 2 else None
+    if len(words) > 1 or ("=" in text and not re.match(r"^[\s$(\\[]*[a-zA-Z]\s*=", text)):
+        return None  # prose or a working line ("so 2+3=5"), not a stated answer
+    return text
 
 
 def visible_text(response: str) -> str | None:
@@ -128,6 +143,8 @@ def extract_answer(response: str, *, benchmark: str | None = None) -> str | None
     text = visible_text(clean_text(response))
     if text is None:
         return None
+    if _cut_inside_last_box(text):
+        return None  # truncated while writing its final box: it states no final answer
     answer = last_boxed(text)
     if answer is None:
         answer = _phrase_answer(text)
@@ -152,7 +169,12 @@ def _benchmark_answer(answer: str, benchmark: str | None) -> str | None:
 
 
 def choice_letter(text: str) -> str | None:
-    """The multiple-choice letter an answer names (``(B)``, ``\\textbf{(B)}``, ``B``), else None."""
+    """The one multiple-choice letter an answer names (``(B)``, ``\\textbf{(B)}``, ``B``), else None.
+
+    ``(B) and (C)`` names two letters, so it names no single choice.
+    """
     stripped = re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", text).strip().strip("$").strip()
     match = _LETTER.match(stripped + " ")
-    return match.group(1) if match else None
+    if not match or re.search(r"(?:\(\s*[A-E]\s*\)|\b[A-E]\b)", stripped[match.end():]):
+        return None
+    return match.group(1)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 from micota.grade.equivalence import Deadline, is_equivalent, prepare, split_top_level
-from micota.grade.extract import boxes_on_last_line, extract_answer, last_boxed
-from micota.grade.rule import rule_equal
+from micota.grade.extract import boxes_on_last_line, extract_answer
+from micota.grade.rule import last_boxed_classic, rule_equal
+from micota.grade.symbolic import prestart
 
 Gold = Union[str, float, int, Sequence[str]]
 MODES = ("robust", "rule")
@@ -51,7 +52,7 @@ def gold_text(gold: Gold, mode: str = "robust") -> str:
         parts = [gold_text(part, mode) for part in gold]
         if mode == "rule":
             return parts[0] if len(parts) == 1 else ", ".join(parts)
-        return ", ".join(part.strip().strip("$").strip() for part in parts)
+        return ", ".join(re.sub(r"(?<!\\)\$", "", part).strip() for part in parts)  # "$a$,$b$" -> "a,b"
     return "" if gold is None else str(gold)
 
 
@@ -82,23 +83,39 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
 
 
 def _grade_rule(gold: str, response: str) -> Verdict:
-    answer = last_boxed(response)
+    answer = last_boxed_classic(response)
     if answer is None:
         return Verdict(False, None, "no \\boxed{} answer found (rule mode)")
     same = rule_equal(gold, answer)
     return Verdict(same, answer, "exact match after strip_string" if same else "no exact match after strip_string")
 
 
-def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s: float) -> Verdict:
-    deadline = Deadline(time_limit_s)
-    answer = extract_answer(response, benchmark=benchmark)
+def quick_verdict(gold: Gold, response: str, *, benchmark: str | None = None) -> Verdict | None:
+    """The robust verdict when no symbolic work is needed (no answer, or two plain integers), else None.
+
+    ``grade_many`` uses it to settle the common cases in-process before starting any workers.
+    """
+    if not isinstance(response, str):
+        return None
+    gold_str = gold_text(gold)
+    answer = extract_answer(response, benchmark=benchmark if benchmark in KNOWN_BENCHMARKS else None)
     if answer is None:
         return Verdict(False, None, "no final answer found")
-    if _PLAIN_INT.fullmatch(gold) and _PLAIN_INT.fullmatch(answer):  # the common case: no parsing at all
-        same = int(gold) == int(answer)
+    if _PLAIN_INT.fullmatch(gold_str) and _PLAIN_INT.fullmatch(answer):  # the common case: no parsing at all
+        same = int(gold_str) == int(answer)
         return Verdict(same, answer, "integers equal" if same else "integers differ")
+    return None
+
+
+def _grade_robust(gold: str, response: str, benchmark: str | None, time_limit_s: float) -> Verdict:
+    deadline = Deadline(time_limit_s)
+    quick = quick_verdict(gold, response, benchmark=benchmark)
+    if quick is not None:
+        return quick
+    answer = extract_answer(response, benchmark=benchmark)
     if not gold.strip():
         return Verdict(False, answer, "gold answer is empty")
+    prestart()  # the symbolic child warms in the background while the cheap layers run
     same, reason = is_equivalent(gold, answer, deadline)
     if not same and split_top_level(prepare(gold))[1:] and not split_top_level(prepare(answer))[1:]:
         boxes = boxes_on_last_line(response)  # several answers boxed one by one on the final line

@@ -18,7 +18,7 @@ _UNICODE = {
     "\u00bd": "(1/2)", "\u2153": "(1/3)", "\u2154": "(2/3)", "\u00bc": "(1/4)", "\u00be": "(3/4)",
     "\u2155": "(1/5)", "\u2159": "(1/6)", "\u215b": "(1/8)", "\u2032": "'", "\u00a0": " ", "\u2009": " ",
     "\u202f": " ", "\u2007": " ", "\u200b": "", "\ufeff": "", "\u2217": "*", "\u00b2": "^2", "\u00b3": "^3",
-    "\u221a": "\\sqrt", "\uff0c": ",", "\u3001": ",", "\u201c": "", "\u201d": "", "\u2018": "", "\u2019": "",
+    "\u221a": "\\sqrt", "\u20ac": "", "\u00a3": "", "\uff0c": ",", "\u3001": ",", "\u201c": "", "\u201d": "", "\u2018": "", "\u2019": "",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -30,13 +30,13 @@ UNIT_WORDS = (
     "m|cm|mm|km|kilometers?|centimeters?|millimeters?|grams?|g|kg|kilograms?|pounds?|lbs?|ounces?|oz|"
     "liters?|litres?|l|ml|gallons?|hours?|hrs?|h|minutes?|mins?|seconds?|secs?|s|days?|weeks?|months?|years?|"
     "degrees?|deg|radians?|rad|percent|mph|km/h|people|persons?|students?|apples?|cookies?|marbles?|books?|"
-    "times|ways|points?|items?|pieces?|boxes|eggs?|pages?|cars?|balls?|coins?|bags?|tickets?|trees?|"
+    "usd|eur|am|pm|times|ways|points?|items?|pieces?|boxes|eggs?|pages?|cars?|balls?|coins?|bags?|tickets?|trees?|"
     "visits?|steps?|sheep|cows?|dogs?|cats?|children|kids|men|women|games?|questions?|problems?|"
     "rows?|columns?|squares?|triangles?|numbers?|integers?|digits?|pairs?|values?|solutions?|units"
 )
 _UNIT_TAIL = re.compile(rf"(?:(?<=[\d}}.)])|(?<=\\pi))\s*(?:(?:{UNIT_WORDS})\b(?:\s*\^\s*\{{?[23]\}}?)?\.?\s*)+$",
                         re.IGNORECASE)
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
+_TEXT_CMD = re.compile(r"\\(?:boxed|fbox|text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|mathsf|rm|bf)\s*\{")
 _LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|\\[a-zA-Z]+|"
                   r"\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\))\s*(?:=(?![=<>])|\\in\b)\s*")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|[+-]?\d{1,3},\d{3}\.\d+")
@@ -130,6 +130,7 @@ def normalize_answer(text: str) -> str:
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
     text = text.replace("\\left", "").replace("\\right", "").replace("\\big", "").replace("\\Big", "")
     text = re.sub(r"\\(?:\$|dollar)", "", text).replace("$", " ")
+    text = re.sub(r"(\d),\s*\\!\s*(?=\d{3})", r"\1,", text)  # MATH golds write 32,\!348
     text = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", text)
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
     if _THOUSANDS.fullmatch(text.strip()):
@@ -156,6 +157,14 @@ def drop_assignment(text: str) -> str:
     if match and "=" not in text[match.end():]:
         return text[match.end():].strip()
     return text
+
+
+def assigned_name(text: str) -> str | None:
+    """The variable an ``x = 3`` style answer assigns (spaces removed), else None."""
+    match = _LHS.match(text)
+    if match and "=" not in text[match.end():]:
+        return re.sub(r"\s+|=|\\in\b", "", match.group(0))
+    return None
 
 
 def last_side(text: str) -> str:

@@ -2,12 +2,13 @@
 
 Why a process: math-verify's own timeout is ``signal.alarm``, which raises in worker threads and
 cannot interrupt a long C-level big-integer operation (``10^{10^{10}}``), so a hostile answer
-could hang the filter stage (issue 3, "Safety and bounded time"). Here each thread/process owns
-a child interpreter (``python -m micota.grade._worker``) started with ``subprocess`` (works in
-threads and inside daemonic pool workers too); the caller waits on its pipe with ``select`` and
-kills the child when the deadline passes. A warm spare is kept so a kill does not make the next
-case wait for a cold start. Only LaTeX parsing is used in the child (never ``parse_expr``, which
-evals), and the child runs under a memory limit.
+could hang the filter stage (issue 3, "Safety and bounded time"). Here each concurrent call takes
+a child interpreter (``python -m micota.grade._worker``) from a shared idle list; children are
+started with ``subprocess`` (works in threads and inside daemonic pool workers too); the caller
+waits on the pipe with ``select`` and kills the child when the deadline passes. Inside, the child stops over-long work itself with an
+alarm, so it stays warm; a kill (only for work that ignores signals) starts a replacement at
+once. Only LaTeX parsing is used in the child (never ``parse_expr``, which evals), and the child
+runs under a memory limit.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ import sys
 import threading
 import time
 
+ALARM_MARGIN_S = 0.15  # the child's own alarm fires this much before our hard kill
 STARTUP_TIMEOUT_S = 60.0  # a cold child imports sympy (~1 s); not charged to the per-case limit
 _HEADER = struct.Struct("!I")
-_local = threading.local()
+_lock = threading.Lock()
+_idle: list["_Pool"] = []  # ready child slots any thread may take; one slot serves one call at a time
+_idle_pid = os.getpid()
+_prestarted_pid: int | None = None
 _all_children: list[subprocess.Popen] = []
 
 
@@ -69,23 +74,19 @@ def _receive(child: subprocess.Popen, deadline: float):
 
 
 class _Pool:
-    """The active child and a warm spare, owned by one thread of one process."""
+    """One child process (and its replacement after a kill), used by one call at a time."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.active: subprocess.Popen | None = None
         self.ready = False
-        self.spare: subprocess.Popen | None = None
         self.warmed = False  # a child has been ready once in this process
 
     def _ensure_active(self, deadline: float) -> subprocess.Popen:
         """The ready child. Only the very first start in a process is not charged to the case;
-        waiting for a restarted child after a kill counts against ``deadline``."""
+        waiting for a replacement after a kill counts against ``deadline``."""
         if self.active is None or self.active.poll() is not None:
-            restart = self.warmed
-            self.active, self.spare, self.ready = (self.spare or _start_child()), None, False
-            if restart:  # after a kill, get the next replacement warming at once
-                self.spare = _start_child()
+            self.active, self.ready = _start_child(), False
         if not self.ready:
             wait_until = deadline if self.warmed else time.monotonic() + STARTUP_TIMEOUT_S
             if _receive(self.active, wait_until) != "ready":
@@ -93,37 +94,46 @@ class _Pool:
             self.ready = self.warmed = True
         return self.active
 
-    def ask(self, request: tuple, timeout_s: float):
+    def ask(self, gold: str, answer: str, timeout_s: float):
         cold = not self.warmed
         deadline = time.monotonic() + max(timeout_s, 0.01)
         child = self._ensure_active(deadline)  # a timeout here leaves the starting child alone
         if cold:  # the first start in this process (~1 s of imports) is not the case's fault
             deadline = time.monotonic() + max(timeout_s, 0.01)
+        # The child stops itself ALARM_MARGIN_S early; we kill it only if that fails.
+        budget = max(deadline - time.monotonic() - ALARM_MARGIN_S, 0.01)
         try:
-            payload = pickle.dumps(request)
+            payload = pickle.dumps(("equal", gold, answer, budget))
             child.stdin.write(_HEADER.pack(len(payload)) + payload)
-            answer = _receive(child, deadline)
+            return _receive(child, deadline)
         except (SymbolicTimeout, SymbolicFailure, OSError) as exc:
             self.kill_active()
             if isinstance(exc, OSError):
                 raise SymbolicFailure(f"symbolic worker pipe error: {exc}") from None
             raise
-        if self.spare is None:  # started only now, so it never competes with a first start
-            self.spare = _start_child()
-        return answer
 
     def kill_active(self) -> None:
+        """Kill the child and start its replacement at once, so it warms while we answer."""
         if self.active is not None:
             self.active.kill()
             self.active.wait()
-            self.active = None
+        self.active, self.ready = _start_child(), False
 
 
-def _pool() -> _Pool:
-    pool = getattr(_local, "pool", None)
-    if pool is None or pool.pid != os.getpid():  # a forked copy must not share its parent's pipes
-        pool = _local.pool = _Pool()
-    return pool
+def _checkout() -> _Pool:
+    """An idle child slot (warm ones first), shared by all threads; a new slot if none is idle."""
+    global _idle_pid
+    with _lock:
+        if _idle_pid != os.getpid():  # a forked copy must not share its parent's pipes
+            _idle.clear()
+            _idle_pid = os.getpid()
+        return _idle.pop() if _idle else _Pool()
+
+
+def _checkin(slot: _Pool) -> None:
+    with _lock:
+        if slot.pid == os.getpid():
+            _idle.append(slot)
 
 
 def symbolic_equal(gold: str, answer: str, timeout_s: float) -> tuple[bool | None, str]:
@@ -132,19 +142,38 @@ def symbolic_equal(gold: str, answer: str, timeout_s: float) -> tuple[bool | Non
     Returns ``(True|False, detail)``, or ``(None, reason)`` when it timed out, crashed, or could
     not parse either side.
     """
+    slot = _checkout()
     try:
-        return _pool().ask(("equal", gold, answer), timeout_s)
+        return slot.ask(gold, answer, timeout_s)
     except SymbolicTimeout:
         return None, f"timed out after {timeout_s:.2f}s in symbolic comparison"
     except SymbolicFailure as exc:
         return None, str(exc)
+    finally:
+        _checkin(slot)
+
+
+def prestart() -> None:
+    """Start one child in the background (no waiting) the first time, so it is warm when needed."""
+    global _prestarted_pid
+    with _lock:
+        if _prestarted_pid == os.getpid():
+            return
+        _prestarted_pid = os.getpid()
+    slot = _checkout()
+    if slot.active is None:
+        slot.active = _start_child()
+    _checkin(slot)
 
 
 def warm_up() -> None:
-    """Start this thread's child now (e.g. before timing a benchmark)."""
-    pool = _pool()
-    if not pool.warmed:
-        pool._ensure_active(time.monotonic() + STARTUP_TIMEOUT_S)
+    """Start a child now and wait until it is ready (e.g. before timing a benchmark)."""
+    slot = _checkout()
+    try:
+        if not slot.warmed:
+            slot._ensure_active(time.monotonic() + STARTUP_TIMEOUT_S)
+    finally:
+        _checkin(slot)
 
 
 @atexit.register

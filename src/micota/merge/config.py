@@ -127,9 +127,7 @@ def load_merge_config(
         data["seed"] = seed
     if "out_dir" not in data:
         raise MicotaError(f"{path}: no output folder. Pass OUT_DIR on the command line or add `out_dir:`.")
-    config = validate_config(MergeConfig, data, source=str(path))
-    warn_ineffective_parameters(config)
-    return config
+    return validate_config(MergeConfig, data, source=str(path))
 
 
 _MERGEKIT_TOP = {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source", "name"}

@@ -79,10 +79,10 @@ def magnitude_mask(abs_delta: torch.Tensor, threshold: float, equal_budget: int)
     """
     mask = abs_delta > threshold
     if equal_budget > 0:
-        equal = abs_delta == threshold
-        order = equal.reshape(-1).cumsum(0).reshape(equal.shape)
-        mask |= equal & (order <= equal_budget)
-        equal_budget = max(equal_budget - int(equal.sum()), 0)
+        # bf16 checkpoints give coarse deltas, so ties at the threshold are common: keep the first
+        equal = (abs_delta == threshold).reshape(-1).nonzero().squeeze(1)
+        mask.view(-1)[equal[:equal_budget]] = True
+        equal_budget = max(equal_budget - equal.numel(), 0)
     return mask, equal_budget
 
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from micota.errors import MicotaError
 from micota.manifest import Manifest
-from micota.merge.config import MergeConfig
+from micota.merge.config import MergeConfig, warn_ineffective_parameters
 from micota.merge.methods import MERGE_METHODS
 from micota.merge.stream import MergeSettings, TensorJob, merged_chunks
 from micota.merge.tensor_io import INDEX_NAME, ShardWriter, TensorInfo, model_tensors, plan_shards, write_index
@@ -46,12 +46,36 @@ def run(cfg: MergeConfig, probe: Optional["Probe"] = None) -> Manifest:
 
     ``probe`` replaces the generation probe of the length search (tests use a fake one).
     """
-    inputs: dict[str, str | Path] = {"base": cfg.base} if cfg.base else {}
-    inputs.update({f"model_{i}": m.model for i, m in enumerate(cfg.models)})
+    warn_ineffective_parameters(cfg)
+    local = with_local_sources(cfg)  # hub ids → HF cache folders; the config hash keeps the ids
+    inputs: dict[str, str | Path] = {"base": local.base} if local.base else {}
+    inputs.update({f"model_{i}": m.model for i, m in enumerate(local.models)})
     if cfg.length_search is not None:
         inputs["probe_set"] = cfg.length_search.probe_set
-        return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _search_body(cfg, out, probe))
-    return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _merge_body(cfg, out))
+        return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _search_body(local, out, probe))
+    return run_stage("merge", cfg, cfg.out_dir, inputs, lambda out: _merge_body(local, out))
+
+
+def with_local_sources(cfg: MergeConfig) -> MergeConfig:
+    """``cfg`` with every hub id replaced by its snapshot folder (downloaded into the HF cache if needed)."""
+    from micota.hub import check_model_source, is_local
+
+    def local(source: str, field: str) -> str:
+        if is_local(source):
+            return check_model_source(source, field=field, need_tokenizer=False)
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(source, allow_patterns=["*.safetensors", "*.json", *_COPIED_FROM_BASE])
+        except Exception as exc:  # network, auth, missing repo: all mean "get the files another way"
+            raise MicotaError(
+                f"{field}: {source!r} is not a local folder and could not be fetched from the hub ({type(exc).__name__}). "
+                "Download it (`huggingface-cli download ...`) and give the folder instead."
+            ) from None
+
+    base = local(cfg.base, "merge.base") if cfg.base else None
+    models = [m.model_copy(update={"model": local(m.model, f"merge.models[{i}].model")}) for i, m in enumerate(cfg.models)]
+    return cfg.model_copy(update={"base": base, "models": models})
 
 
 def _merge_body(cfg: MergeConfig, out_dir: Path) -> StageResult:

@@ -9,7 +9,7 @@ chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -54,7 +54,7 @@ class _ModelState:
     equal_budget: int = 0
     key: Optional[np.ndarray] = None
     applied: bool = False  # the (single, reused) chunk's delta is already masked
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # DARE masks by flat offset, from the first pass
+    masks: Optional[torch.Tensor] = None  # the whole tensor's DARE mask, drawn in the first pass
 
 
 def chunk_bounds(info: TensorInfo, chunk_numel: int) -> list[tuple[int, int]]:
@@ -136,7 +136,11 @@ def _gather_statistics(job, settings, states, bounds, load):
                 states[index].applied = True
                 l1_kept[index] += l1_norm(delta)
             else:
-                states[index].masks[offset] = mask  # 1 byte/entry: cheaper than drawing it again
+                # 1 byte/entry, cheaper than drawing it again; one allocation for the whole tensor,
+                # because per-chunk masks kept alive between temporaries fragment the heap (+1 GB RSS)
+                if states[index].masks is None:
+                    states[index].masks = torch.empty(job.base.numel, dtype=torch.bool)
+                states[index].masks[offset : offset + delta.numel()] = mask
                 l1_kept[index] += l1_norm(delta * mask)
     for index in active:
         state = states[index]
@@ -182,9 +186,12 @@ def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
             scale = state.scale if settings.rescale == "l1" else rescale_factor(settings.rescale, density, 0.0, 0.0)
         deltas.append(delta)
         scales.append(scale)
-    if len(deltas) == 1 and not settings.normalize:
-        # one model without normalizing: consensus keeps every nonzero entry, so θ₀ + λ·w·s·δ̃ (one fused op)
-        return base.add_(deltas[0], alpha=job.lambda_ * job.weights[0] * scales[0])
+    if len(deltas) == 1:
+        # One model: consensus keeps exactly its nonzero entries, and normalizing divides them by
+        # w again, so the merge is θ₀ + λ·s·δ̃ (normalized) or θ₀ + λ·w·s·δ̃: one fused op.
+        weight = job.weights[0]
+        factor = (1.0 if weight != 0.0 else 0.0) if settings.normalize else weight
+        return base.add_(deltas[0], alpha=job.lambda_ * factor * scales[0])
     deltas = [d.mul_(s) if s != 1.0 else d for d, s in zip(deltas, scales)]
     mixed = mix_deltas(deltas, job.weights, settings.method.consensus, settings.normalize)
     return base.add_(mixed, alpha=job.lambda_) if job.lambda_ != 0.0 else base
@@ -192,7 +199,8 @@ def _merge_chunk(job, settings, states, base, params, start) -> torch.Tensor:
 
 def _chunk_mask(settings, state, delta, density, offset) -> torch.Tensor:
     if settings.method.sparsify == "random":
-        cached = state.masks.pop(offset, None)
-        return cached if cached is not None else keep_mask(state.key, density, offset, offset + delta.numel())
+        if state.masks is not None:
+            return state.masks[offset : offset + delta.numel()]
+        return keep_mask(state.key, density, offset, offset + delta.numel())
     mask, state.equal_budget = magnitude_mask(delta.abs(), state.threshold, state.equal_budget)
     return mask

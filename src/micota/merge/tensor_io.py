@@ -87,14 +87,38 @@ def model_tensors(model_dir: Path, allow_pickle: bool = False) -> dict[str, Tens
                 "arbitrary code when loaded; convert them to safetensors, or pass --allow-pickle if you trust them."
             )
         if pickles:
-            raise MicotaError(
-                f"{model_dir}: pickle checkpoints are allowed but not streamed; convert them once with "
-                "`AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out, safe_serialization=True)`."
-            )
+            return _unpickled_tensors(model_dir, sorted(model_dir.glob("*.bin")))
         raise MicotaError(f"{model_dir}: no *.safetensors files. Is this an HF model folder?")
     table: dict[str, TensorInfo] = {}
     for path in files:
         table.update(read_header(path))
+    return table
+
+
+def _unpickled_tensors(model_dir: Path, pickles: list[Path]) -> dict[str, TensorInfo]:
+    """``--allow-pickle``: convert ``*.bin`` files once to safetensors in a temp folder (removed at exit).
+
+    Pickles cannot be read lazily, so this loads each file whole (``weights_only=True``: tensors only).
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    folder = Path(tempfile.mkdtemp(prefix="micota-unpickled-"))
+    atexit.register(shutil.rmtree, folder, True)
+    table: dict[str, TensorInfo] = {}
+    for number, path in enumerate(pickles):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for bad pickles
+            raise MicotaError(f"{path}: could not load the pickle checkpoint ({exc}).") from None
+        tensors = {name: value.contiguous().clone() for name, value in state.items() if isinstance(value, torch.Tensor)}
+        target = folder / f"{model_dir.name}-{number}.safetensors"
+        save_file(tensors, str(target), metadata={"format": "pt"})
+        del state, tensors
+        table.update(read_header(target))
     return table
 
 
