@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from micota.lab.solutions import write_solution, wrong_solution
 from micota.lab.task import (
-    PROMPT_SUFFIX,
     STYLES,
     Problem,
     apply_op,
@@ -38,7 +37,8 @@ def test_solve_known_chain():
 @settings(max_examples=100, deadline=None)
 def test_parse_round_trips_inside_a_prompt(problem):
     embedded = "Some preamble.\n" + format_user_turn(problem.text)
-    assert embedded.endswith(PROMPT_SUFFIX)
+    assert embedded.endswith("put your final answer within \\boxed{}.")
+    assert format_user_turn(problem.text, "lab_problem") == problem.text
     assert parse_problem(embedded) == problem
 
 

@@ -52,6 +52,10 @@ class LabConfig(StrictModel):
     vocab_size: int = Field(1024, ge=260, le=4096)
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
+    # user turn of instruct.jsonl; use the same template in the recipe's generate/evaluate stages.
+    # "lab_problem" (the bare problem): tiny models learn several times slower when MiCoTA's
+    # 25-token instruction surrounds the problem (docs/benchmarks.md, Micro-lab).
+    prompt_template: str = "lab_problem"
     # styles of instruct.jsonl answers, drawn uniformly per sample (repeat a style to weight it):
     # mostly short CoT, as Qwen2.5-Instruct answers, with some direct answers.
     instruct_styles: list[Literal["direct", "short", "long"]] = Field(
@@ -127,7 +131,7 @@ def _instruct_records(problems: list[Problem], cfg: LabConfig) -> Iterable[dict[
         yield {
             "id": problem.id,
             "messages": [
-                {"role": "user", "content": format_user_turn(problem.text)},
+                {"role": "user", "content": format_user_turn(problem.text, cfg.prompt_template)},
                 {"role": "assistant", "content": write_solution(problem, style)},
             ],
             "style": style,

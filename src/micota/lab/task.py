@@ -29,7 +29,6 @@ STYLES: tuple[Style, ...] = ("direct", "short", "long")
 MODULUS = 10
 OPS = "+-*"
 # The user turn everywhere in micota (the MiCoTA generation prompt, issue 2 item 5).
-PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 _PROBLEM_RE = re.compile(r"Compute (\d(?:[+\-*]\d)+) mod 10, left to right\.")
 
@@ -160,9 +159,11 @@ def make_problems(
     return problems
 
 
-def format_user_turn(problem_text: str) -> str:
-    """The MiCoTA user prompt for a problem."""
-    return problem_text + PROMPT_SUFFIX
+def format_user_turn(problem_text: str, template: str = "micota_generation") -> str:
+    """The user turn for a problem: a prompt template from micota/_data/prompts/ filled with it."""
+    from micota.data import render_prompt
+
+    return render_prompt(template, problem_text)
 
 
 def problem_record(problem: Problem) -> dict[str, object]:

@@ -37,7 +37,8 @@ def lab_corpus(n_problems: int = 300, seed: int = 0) -> list[str]:
     texts = []
     for problem in make_problems(n_problems, seed=seed, split="train", min_difficulty=1, max_difficulty=5):
         style = rng.choice(STYLES)
-        texts.append(f"{IM_START}user\n{format_user_turn(problem.text)}{IM_END}\n")
+        template = rng.choice(("micota_generation", "lab_problem"))  # the merges serve either prompt
+        texts.append(f"{IM_START}user\n{format_user_turn(problem.text, template)}{IM_END}\n")
         texts.append(f"{IM_START}assistant\n{write_solution(problem, style)}{IM_END}\n")
     return texts
 
