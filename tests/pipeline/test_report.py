@@ -27,6 +27,7 @@ def test_report_tables_and_effects_measured(tmp_path):
     }
     manifest = run(write_run(tmp_path, results))
     assert manifest.metrics["a_merged_length_between"] is True and manifest.metrics["b_long_cot_worse"] is True
+    assert manifest.metrics["b_long_cot_worse_than"] == {"Half-size CoT": True, "MiCoTA": True, "Mix-Long": None}
     text = (tmp_path / "run" / "report.md").read_text()
     assert "| MiCoTA | 60.0 | 60.0 | +40.0 | 30.0 | 90 |" in text
     assert "| Mix-Long | – |" in text  # a missing method is shown as missing, not dropped
