@@ -32,8 +32,14 @@ def write_config(tmp_path: Path, model: Path, name: str) -> Path:
 
 def sft(config: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "micota", "sft", "-c", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = config.with_suffix(".log").open("a")  # kept for the failure message
+    return subprocess.Popen([sys.executable, "-m", "micota", "sft", "-c", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finished_ok(proc: subprocess.Popen, config: Path) -> bool:
+    code = proc.wait(timeout=300)
+    assert code == 0, config.with_suffix(".log").read_text()[-3000:]
+    return True
 
 
 def losses(out: Path) -> list[float]:
@@ -42,7 +48,7 @@ def losses(out: Path) -> list[float]:
 
 def test_sigkill_mid_training_resumes_from_checkpoint(tiny_model, tmp_path):
     clean_cfg, killed_cfg = write_config(tmp_path, tiny_model, "clean"), write_config(tmp_path, tiny_model, "killed")
-    assert sft(clean_cfg).wait(timeout=300) == 0
+    assert finished_ok(sft(clean_cfg), clean_cfg)
 
     proc = sft(killed_cfg)
     checkpoints = tmp_path / "killed" / "checkpoints"
@@ -54,9 +60,23 @@ def test_sigkill_mid_training_resumes_from_checkpoint(tiny_model, tmp_path):
     proc.wait()
     assert read_manifest(tmp_path / "killed") is None
 
-    assert sft(killed_cfg).wait(timeout=300) == 0
+    assert finished_ok(sft(killed_cfg), killed_cfg)
     manifest = read_manifest(tmp_path / "killed")
     assert 0 < manifest.metrics["resumed_from_step"] < STEPS and manifest.metrics["steps"] == STEPS
     clean, resumed = losses(tmp_path / "clean"), losses(tmp_path / "killed")
     assert len(resumed) == len(clean) == STEPS
     assert max(abs(a - b) for a, b in zip(clean, resumed)) < 1e-3  # same data order, same optimizer state
+
+
+def test_resume_skips_and_removes_checkpoints_a_kill_cut_short(tmp_path):
+    from micota.sft.run import last_complete_checkpoint
+
+    for step, state in ((2, '{"global_step": 2}'), (4, None), (6, '{"global_st')):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
+    assert last_complete_checkpoint(tmp_path / "none") is None

@@ -100,8 +100,9 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
         train_dataset=Dataset.from_list(data.rows),
         processing_class=tokenizer,
     )
-    resume_step = last_checkpoint_step(out / CHECKPOINT_DIR)
-    result = trainer.train(resume_from_checkpoint=True if resume_step else None)
+    resume_from = last_complete_checkpoint(out / CHECKPOINT_DIR)
+    resume_step = int(resume_from.name.rsplit("-", 1)[1]) if resume_from else 0
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(out / MODEL_DIR))
     tokenizer.save_pretrained(out / MODEL_DIR)
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -114,10 +115,22 @@ def _train(cfg: SFTConfig, out: Path) -> StageResult:
     )
 
 
-def last_checkpoint_step(folder: Path) -> int:
-    """Global step of the newest complete checkpoint in ``folder`` (0 when there is none)."""
-    steps = [int(p.name.rsplit("-", 1)[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(steps, default=0)
+def last_complete_checkpoint(folder: Path) -> Optional[Path]:
+    """The newest checkpoint a kill did not cut short; incomplete ones are deleted.
+
+    The Trainer writes ``trainer_state.json`` last, so a checkpoint is complete when that file
+    parses. Passing ``resume_from_checkpoint=True`` instead would pick the newest folder, which a
+    SIGKILL during saving leaves half-written (found by tests/sft/test_sft_resume.py).
+    """
+    complete: dict[int, Path] = {}
+    for path in folder.glob("checkpoint-*"):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        complete[int(path.name.rsplit("-", 1)[1])] = path
+    return complete[max(complete)] if complete else None
 
 
 def _counts(data: SFTRows) -> dict[str, int]:
