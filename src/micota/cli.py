@@ -37,14 +37,21 @@ def _run_stage(module: str, config_class: str, config: Path, overrides: Optional
 
     from micota.config import load_config
 
-    try:
+    def call():
         mod = importlib.import_module(module)
-        cfg = load_config(getattr(mod, config_class), config, overrides or [])
-        manifest = mod.run(cfg)
+        return mod.run(load_config(getattr(mod, config_class), config, overrides or []))
+
+    _report_stage(call)
+
+
+def _report_stage(call, where: str = "") -> None:
+    """Run ``call() -> Manifest``; print its summary, or the MicotaError and exit 2."""
+    try:
+        manifest = call()
     except MicotaError as exc:
         _fail(exc)
     else:
-        typer.echo(f"{manifest.stage}: done ({manifest.wall_time_s:.1f}s) counts={manifest.counts}")
+        typer.echo(f"{manifest.stage}: done ({manifest.wall_time_s:.1f}s){where} counts={manifest.counts}")
 
 
 # ---- pipeline and stage commands (lead) ----------------------------------------------------
@@ -146,16 +153,9 @@ def merge_command(
         extra.append("allow_pickle=true")
     if target_length_ratio is not None:
         extra.append(f"length_search.target_ratio={target_length_ratio}")
-        if probe_set is not None:
-            extra.append(f"length_search.probe_set={probe_set}")
-    elif probe_set is not None:
+    if probe_set is not None:
         extra.append(f"length_search.probe_set={probe_set}")
-    try:
-        manifest = run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra))
-    except MicotaError as exc:
-        _fail(exc)
-    else:
-        typer.echo(f"merge: done ({manifest.wall_time_s:.1f}s) -> {out_dir} counts={manifest.counts}")
+    _report_stage(lambda: run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra)), f" -> {out_dir}")
 
 
 # --- end merge ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""JSONL files: reading with errors that name the file and line, writing atomically."""
+"""JSON(L) files: reading with errors that name the file and line, writing atomically."""
 
 from __future__ import annotations
 
@@ -38,13 +38,26 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records to ``path`` atomically (temp file + rename); return how many."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
+
+    def write(handle) -> None:
+        nonlocal count
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
-    os.replace(tmp, path)
+
+    _write_atomically(Path(path), write)
     return count
+
+
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> None:
+    """Write ``data`` as indented JSON atomically: a reader never sees half a file."""
+    _write_atomically(Path(path), lambda handle: handle.write(json.dumps(data, indent=2, sort_keys=sort_keys)))
+
+
+def _write_atomically(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        write(handle)
+    os.replace(tmp, path)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from micota.jsonl import write_json
 
 MANIFEST_NAME = "manifest.json"
 _VERSIONED_PACKAGES = ("micota", "torch", "transformers", "trl", "accelerate", "datasets", "safetensors", "math-verify")
@@ -35,9 +36,6 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     created_at: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -100,9 +98,7 @@ def write_manifest(stage_dir: str | Path, manifest: Manifest) -> Path:
     if not manifest.created_at:
         manifest.created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     target = stage_dir / MANIFEST_NAME
-    tmp = stage_dir / f".{MANIFEST_NAME}.tmp"
-    tmp.write_text(manifest.to_json(), encoding="utf-8")
-    os.replace(tmp, target)
+    write_json(target, asdict(manifest), sort_keys=True)
     return target
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from micota.config import config_sha256
 from micota.errors import MicotaError
-from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, read_manifest, write_manifest
+from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
 
 CONFIG_NAME = "config.yaml"
 _PARTIAL_MARK = ".partial-config-sha256"
@@ -60,9 +60,8 @@ def run_stage(
         raise MicotaError(f"stage {stage!r}: input not found: {listed}. Run the stage that makes it first, or fix the path.")
     config_sha = config_sha256(config, exclude=hash_exclude if hash_exclude is not None else {"out_dir"})
     hashes = input_hashes(inputs)
-    done = read_manifest(out_dir)
-    if done is not None and done.config_sha256 == config_sha and done.inputs == hashes:
-        return done
+    if is_stage_done(out_dir, config_sha, hashes):
+        return read_manifest(out_dir)
     _prepare_dir(out_dir, config_sha, resumable)
     (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     started = time.perf_counter()

@@ -7,8 +7,6 @@ data that student can learn from most easily) and ``bpc.md`` (the table).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -18,7 +16,7 @@ from micota.analyze.bpc import EncodedExample, encode_example, score_examples
 from micota.evaluate.context import model_context_length
 from micota.config import StrictModel
 from micota.errors import MicotaError
-from micota.jsonl import iter_jsonl
+from micota.jsonl import iter_jsonl, write_json
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
@@ -96,9 +94,7 @@ def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult
             scores.setdefault(model_name, {})[data_name] = {**score.as_dict(), "skipped_too_long": skipped}
         del model
     result = {"scores": scores, "ranking": rank_datasets(scores)}
-    tmp = out / f".{BPC_NAME}.tmp"
-    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    os.replace(tmp, out / BPC_NAME)
+    write_json(out / BPC_NAME, result)
     (out / TABLE_NAME).write_text(bpc_markdown(scores), encoding="utf-8")
     return StageResult(outputs={"bpc": BPC_NAME, "table": TABLE_NAME},
                        counts={"models": len(cfg.models), "datasets": len(files)}, metrics=result)

@@ -15,8 +15,6 @@ for engines that load a local model (hf, vllm); remote and scripted engines skip
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from micota.evaluate.config import LAB_BENCHMARK, BenchmarkRun, EvaluateConfig
 from micota.evaluate.context import guard_requests
 from micota.evaluate.metrics import count_reflection_markers, summarize_samples
 from micota.generate import GenerationRequest, generate_records
-from micota.jsonl import write_jsonl
+from micota.jsonl import write_json, write_jsonl
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
@@ -102,7 +100,7 @@ def _evaluate_all(cfg: EvaluateConfig, tasks: list[BenchmarkTask], out: Path) ->
                 **summarize_samples(samples), "samples": rel, "max_new_tokens": max_new,
                 "prompt": task.prompt, "benchmark_version": task.version}
             outputs[f"samples:{model_name}:{task.name}"] = rel
-            _write_json(out / RESULTS_NAME, results)  # results on disk after every pair, not only at the end
+            write_json(out / RESULTS_NAME, results)  # results on disk after every pair, not only at the end
     counts = {"models": len(cfg.models), "benchmarks": len(tasks),
               "samples": sum(r["n"] for per in results.values() for r in per.values())}
     return StageResult(outputs=outputs, counts=counts, metrics=results)
@@ -171,9 +169,3 @@ def _sample(cfg: EvaluateConfig, model_name: str, record: dict[str, Any], robust
         "reflection": reflection, "reflection_total": sum(reflection.values()),
         "prompt_template": record["prompt_template"], "benchmark_version": record["benchmark_version"],
     }
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
