@@ -38,7 +38,7 @@ def math_verify_correct(gold, response: str) -> bool:
     """Plain math-verify as users call it: parse both with the default configs, then verify."""
     from math_verify import parse, verify
 
-    text = gold_text(gold, "rule")
+    text = gold_text(gold, "paper")
     text = text if "$" in text else f"${text}$"
     try:
         return bool(verify(parse(text), parse(response)))
@@ -50,7 +50,7 @@ def accuracy_rows(cases: list[dict]) -> list[tuple[str, float, int, int]]:
     """(grader, accuracy, false positives, negatives) on the labelled cases."""
     graders = {
         "micota robust": lambda c: grade(c["gold"], c["response"], benchmark=c.get("benchmark")).correct,
-        "micota rule (MATH strip_string)": lambda c: grade(c["gold"], c["response"], mode="rule").correct,
+        "micota rule (MATH strip_string)": lambda c: grade(c["gold"], c["response"], mode="paper").correct,
         "math-verify 0.9 (defaults)": lambda c: math_verify_correct(c["gold"], c["response"]),
     }
     negatives = sum(not c["correct"] for c in cases)
@@ -74,7 +74,7 @@ def self_check_rows(golds: dict[str, list]) -> list[tuple[str, int, float, float
     for name, items in golds.items():
         boxed = [f"The final answer is $\\boxed{{{gold_text(g)}}}$." for g in items]
         robust = sum(grade(g, r, benchmark=name).correct for g, r in zip(items, boxed))
-        rule = sum(grade(g, r, mode="rule").correct for g, r in zip(items, boxed))
+        rule = sum(grade(g, r, mode="paper").correct for g, r in zip(items, boxed))
         rows.append((name, len(items), robust / len(items), rule / len(items)))
     return rows
 

@@ -169,7 +169,7 @@ def grade_command(
     gold_field: str = typer.Option("gold", help="Field holding the gold answer."),
     response_field: str = typer.Option("response", help="Field holding the model response."),
     benchmark: Optional[str] = typer.Option(None, help="aime24 | amc23 | olympiadbench | math500 | gsm8k | lab."),
-    mode: str = typer.Option("robust", help="robust (default) or rule (classic MATH strip_string exact match)."),
+    mode: str = typer.Option("robust", help="robust (default) or paper (the papers' rule-based harness)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: CPU count, at most 8)."),
 ) -> None:
     """Grade every response in FILE against its gold; write verdicts and print accuracy."""

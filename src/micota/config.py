@@ -28,12 +28,40 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
-def config_sha256(config: BaseModel, exclude: set[str] | None = None) -> str:
-    """Stable hash of a config's resolved values (key order and formatting do not matter).
+# Marks a config field that does not change what a stage produces (where it runs, how fast, how
+# it reports progress, how it reaches a server): `Field(..., json_schema_extra=NOT_HASHED)`.
+# Such fields stay out of the config hash, so changing them never discards finished work.
+NOT_HASHED: dict[str, Any] = {"hashed": False}
 
-    ``exclude`` drops top-level fields that do not change results (e.g. ``out_dir``).
+
+def hashed_values(config: BaseModel) -> dict[str, Any]:
+    """The config's values as JSON data, without the fields marked :data:`NOT_HASHED` (at any depth)."""
+    data = config.model_dump(mode="json")
+    return _drop_unhashed(config, data)
+
+
+def _drop_unhashed(value: Any, data: Any) -> Any:
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            name: _drop_unhashed(getattr(value, name), item)
+            for name, item in data.items()
+            if not (name in fields and (fields[name].json_schema_extra or {}).get("hashed") is False)
+        }
+    if isinstance(value, (list, tuple)) and isinstance(data, list):
+        return [_drop_unhashed(v, d) for v, d in zip(value, data)]
+    if isinstance(value, dict) and isinstance(data, dict):
+        return {k: _drop_unhashed(value[k], d) if k in value else d for k, d in data.items()}
+    return data
+
+
+def config_sha256(config: BaseModel, exclude: set[str] | None = None) -> str:
+    """Stable hash of the config values that change results (key order and formatting do not matter).
+
+    Fields marked :data:`NOT_HASHED` are left out at any depth; ``exclude`` drops further
+    top-level fields.
     """
-    data = config.model_dump(mode="json", exclude=exclude or None)
+    data = {k: v for k, v in hashed_values(config).items() if k not in (exclude or set())}
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -55,9 +56,18 @@ def write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> None:
     _write_atomically(Path(path), lambda handle: handle.write(json.dumps(data, indent=2, sort_keys=sort_keys)))
 
 
+def temp_path(path: Path) -> Path:
+    """A hidden temp name beside ``path``, unique per writer (pid and a random part), so two
+    processes writing the same file never rename each other's half-written data."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _write_atomically(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -46,19 +46,19 @@ def run_stage(
     body: Callable[[Path], StageResult],
     *,
     resumable: bool = False,
-    hash_exclude: set[str] | None = None,
 ) -> Manifest:
     """Run ``body(out_dir)`` unless the stage is already done; return the stage's manifest.
 
-    ``hash_exclude`` names config fields left out of the config hash (e.g. ``out_dir``, or a
-    progress-bar flag) because they do not change what the stage produces.
+    Config fields marked :data:`micota.config.NOT_HASHED` (``out_dir``, progress bars, batch
+    sizes, server addresses) do not enter the config hash: they do not change what the stage
+    produces.
     """
     out_dir = Path(out_dir)
     missing = {name: str(p) for name, p in inputs.items() if not Path(p).exists()}
     if missing:
         listed = ", ".join(f"{k}={v}" for k, v in missing.items())
         raise MicotaError(f"stage {stage!r}: input not found: {listed}. Run the stage that makes it first, or fix the path.")
-    config_sha = config_sha256(config, exclude=hash_exclude if hash_exclude is not None else {"out_dir"})
+    config_sha = config_sha256(config)
     hashes = input_hashes(inputs)
     if is_stage_done(out_dir, config_sha, hashes):
         return read_manifest(out_dir)

@@ -7,7 +7,7 @@ import pytest
 from micota.analyze import plots
 
 RESULTS = {
-    model: {bench: {"n": 4, "accuracy_robust": acc, "accuracy_rule": acc / 2, "mean_tokens": tokens,
+    model: {bench: {"n": 4, "accuracy_robust": acc, "accuracy_paper": acc / 2, "mean_tokens": tokens,
                     "reflection_per_response": tokens / 100} for bench in ("gsm8k", "lab")}
     for model, acc, tokens in (("Instruct", 0.2, 120.0), ("MiCoTA", 0.5, 300.0))
 }

@@ -70,3 +70,21 @@ def test_override_indexes_into_lists():
     assert data["benchmarks"][1] == {"name": "gsm8k"}  # the input is not changed
     with pytest.raises(MicotaError, match="not an index of a list of 2 items"):
         apply_overrides(data, ["benchmarks.2.limit=1"])
+
+
+def test_fields_marked_not_hashed_stay_out_of_the_hash_at_any_depth():
+    from pydantic import Field
+
+    from micota.config import NOT_HASHED, StrictModel
+
+    class Engine(StrictModel):
+        temperature: float = 0.0
+        batch_size: int = Field(8, json_schema_extra=NOT_HASHED)
+
+    class Stage(StrictModel):
+        out_dir: str = Field(json_schema_extra=NOT_HASHED)
+        engines: list[Engine]
+
+    base = config_sha256(Stage(out_dir="a", engines=[Engine()]))
+    assert config_sha256(Stage(out_dir="elsewhere", engines=[Engine(batch_size=64)])) == base
+    assert config_sha256(Stage(out_dir="a", engines=[Engine(temperature=0.6)])) != base

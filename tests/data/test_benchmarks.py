@@ -65,13 +65,13 @@ def test_every_gold_in_a_box_grades_correct_in_robust_mode(shared_data, name):
     """Acceptance (issue 5): 100% robust self-agreement; the rule-mode rate is reported beside it.
 
     The response boxes the clean gold (what a correct model writes); the grader gets the raw gold
-    as stored, so rule mode shows the published graders' faults (AMC ``27.0`` vs ``27``).
+    as stored, so paper mode shows the published graders' faults (AMC ``27.0`` vs ``27``).
     """
     grade = pytest.importorskip("micota.grade")
     problems = load_benchmark(name, shared_data)
     pairs = [(p.metadata["gold_raw"], f"Final Answer: \\boxed{{{p.answer}}}") for p in problems]
     robust = grade.grade_many(pairs, benchmark=name, mode="robust")
-    rule = grade.grade_many(pairs, benchmark=name, mode="rule")
+    rule = grade.grade_many(pairs, benchmark=name, mode="paper")
     failed = [(p.id, p.answer, v.reason) for p, v in zip(problems, robust) if not v.correct]
     rule_rate = sum(v.correct for v in rule) / len(rule)
     print(f"{name}: robust 100%, rule {100 * rule_rate:.1f}%")

@@ -37,7 +37,7 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
     assert results["Tiny CoT"]["math500"]["max_new_tokens"] == 6
     samples = [json.loads(line) for line in (out / "samples/Tiny_CoT/math500.jsonl").read_text().splitlines()]
     assert samples[0]["prompt"].startswith("Solve the following math problem.")
-    assert {"extracted", "correct_robust", "correct_rule", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
+    assert {"extracted", "correct_robust", "correct_paper", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
     assert all(0 < s["n_tokens"] <= 6 for s in samples)
     assert manifest.counts["samples"] == 7
     lab = [json.loads(line) for line in (out / "samples/Tiny_CoT/lab.jsonl").read_text().splitlines()]
@@ -70,7 +70,7 @@ def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_fil
     cfg.engine.engine = "scripted"  # no context guard for engines without a local model
     run(cfg)
     lab = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]["lab"]
-    assert lab["accuracy_robust"] == pytest.approx(0.5) and lab["accuracy_rule"] == pytest.approx(0.5)
+    assert lab["accuracy_robust"] == pytest.approx(0.5) and lab["accuracy_paper"] == pytest.approx(0.5)
     assert lab["mean_tokens"] == pytest.approx(11.5)
     assert lab["reflection_per_response"] == pytest.approx(2.0)
     assert lab["truncation_rate"] == 0.0

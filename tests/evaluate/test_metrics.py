@@ -13,8 +13,8 @@ def test_markers_count_words_not_substrings_and_span_whitespace():
     assert counts == {"wait": 2, "let me check": 1, "alternatively": 1, "hmm": 1}
 
 
-def _sample(correct_robust, correct_rule, n_tokens, finish, wait):
-    return {"correct_robust": correct_robust, "correct_rule": correct_rule, "n_tokens": n_tokens,
+def _sample(correct_robust, correct_paper, n_tokens, finish, wait):
+    return {"correct_robust": correct_robust, "correct_paper": correct_paper, "n_tokens": n_tokens,
             "finish_reason": finish, "reflection": {"wait": wait}, "reflection_total": wait}
 
 
@@ -24,7 +24,7 @@ def test_summary_has_both_modes_lengths_truncation_and_reflection():
     summary = summarize_samples(samples)
     assert summary["n"] == 4
     assert summary["accuracy_robust"] == pytest.approx(0.75)
-    assert summary["accuracy_rule"] == pytest.approx(0.25)
+    assert summary["accuracy_paper"] == pytest.approx(0.25)
     assert summary["mean_tokens"] == pytest.approx(25.0) and summary["median_tokens"] == 25
     assert summary["truncation_rate"] == pytest.approx(0.25)
     assert summary["reflection_per_response"] == pytest.approx(1.5)

@@ -45,7 +45,7 @@ def test_every_gold_grades_correct_against_itself(shared_data, bench):
 def test_rule_mode_rejects_float_and_dollar_wrapped_golds(shared_data):
     """The classic grader's known faults, reproduced on purpose (issue 3 'Two modes')."""
     amc = read_golds(shared_data, "amc23")
-    assert not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="rule").correct for g in amc)
+    assert not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="paper").correct for g in amc)
     olympiad = read_golds(shared_data, "olympiadbench")
     wrapped = [g for g in olympiad if g[0].startswith("$")]
-    assert wrapped and not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="rule").correct for g in wrapped)
+    assert wrapped and not any(grade(g, f"\\boxed{{{gold_text(g)}}}", mode="paper").correct for g in wrapped)

@@ -41,6 +41,6 @@ def test_robust_accuracy_and_false_positives(cases):
 def test_rule_mode_is_the_weaker_classic_baseline(cases):
     """Rule mode rejects many right answers (its published faults) and accepts almost no wrong one
     (it reads the innermost last box, so ``\\boxed{\\boxed{3} or 4}`` fools it)."""
-    rule = [grade(c["gold"], c["response"], mode="rule").correct for c in cases]
+    rule = [grade(c["gold"], c["response"], mode="paper").correct for c in cases]
     assert sum(r and not c["correct"] for r, c in zip(rule, cases)) <= 0.01 * len(cases)
     assert sum(r == c["correct"] for r, c in zip(rule, cases)) < len(cases) * 0.9

@@ -49,15 +49,15 @@ def test_gold_text_normalises_data_file_types():
     assert gold_text(27.0) == "27"
     assert gold_text(27.5) == "27.5"
     assert gold_text(["$\\sqrt{2}-1$", "$3$"]) == "\\sqrt{2}-1, 3"
-    assert gold_text(27.0, "rule") == "27.0"
-    assert grade(27.0, "\\boxed{27}").correct and not grade(27.0, "\\boxed{27}", mode="rule").correct
+    assert gold_text(27.0, "paper") == "27.0"
+    assert grade(27.0, "\\boxed{27}").correct and not grade(27.0, "\\boxed{27}", mode="paper").correct
 
 
 def test_rule_mode_is_the_classic_strip_string():
     assert strip_string("\\left( 3, \\dfrac12 \\right)") == "(3,\\frac{1}{2})"
     assert strip_string("10\\%") == "10" and strip_string("\\$5") == "5" and strip_string("x = 3") == "3"
-    assert grade("\\frac{1}{2}", "\\boxed{0.5}", mode="rule").correct
-    assert not grade("\\frac{1}{2}", "The answer is 1/2", mode="rule").correct  # rule mode reads boxes only
+    assert grade("\\frac{1}{2}", "\\boxed{0.5}", mode="paper").correct
+    assert not grade("\\frac{1}{2}", "The answer is 1/2", mode="paper").correct  # paper mode reads boxes only
 
 
 def test_bad_inputs_give_verdicts_not_exceptions():

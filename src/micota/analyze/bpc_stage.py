@@ -14,7 +14,7 @@ from pydantic import Field
 
 from micota.analyze.bpc import EncodedExample, encode_example, score_examples
 from micota.evaluate.context import model_context_length
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl, write_json
 from micota.manifest import Manifest
@@ -27,17 +27,17 @@ TABLE_NAME = "bpc.md"
 class BpcConfig(StrictModel):
     """Score ``datasets`` (chat JSONL, last message = response) under each of ``models``."""
 
-    out_dir: str
+    out_dir: str = Field(json_schema_extra=NOT_HASHED)
     models: dict[str, str]  # display name -> model folder or hub id (the students)
     datasets: dict[str, str]  # display name -> JSONL file, or a stage folder holding data.jsonl
     limit: Optional[int] = Field(None, ge=1)  # first N samples per dataset
-    batch_size: int = Field(8, ge=1)  # rows per forward pass
-    max_batch_tokens: int = Field(32768, ge=1)  # padded tokens per forward pass (memory bound)
+    batch_size: int = Field(8, ge=1, json_schema_extra=NOT_HASHED)  # rows per forward pass
+    max_batch_tokens: int = Field(32768, ge=1, json_schema_extra=NOT_HASHED)  # padded tokens per forward pass (memory bound)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
+    device: str = Field("auto", json_schema_extra=NOT_HASHED)
     trust_remote_code: bool = False
     too_long: Literal["error", "skip"] = "error"  # samples longer than the model's context: stop, or skip and count
-    progress: bool = True
+    progress: bool = Field(True, json_schema_extra=NOT_HASHED)
 
 
 def dataset_file(path: str) -> Path:
@@ -71,8 +71,7 @@ def run(cfg: BpcConfig) -> Manifest:
     files = {name: dataset_file(path) for name, path in cfg.datasets.items()}
     inputs = {f"dataset:{name}": str(path) for name, path in files.items()}
     inputs.update({f"model:{name}": path for name, path in cfg.models.items() if Path(path).exists()})
-    return run_stage("analyze-bpc", cfg, cfg.out_dir, inputs, lambda out: _score_all(cfg, files, out),
-                     hash_exclude={"out_dir", "progress", "batch_size", "max_batch_tokens", "device"})
+    return run_stage("analyze-bpc", cfg, cfg.out_dir, inputs, lambda out: _score_all(cfg, files, out))
 
 
 def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult:

@@ -104,9 +104,9 @@ def _stages_section(data: RunData) -> str:
 
 def _accuracy_section(data: RunData, out: Path, base_model: Optional[str]) -> str:
     parts = ["## Accuracy (Table 2/3 layout)\n",
-             "Both grading modes: `robust` (math-verify equivalence) and `rule` (plain rule-based matching, "
+             "Both grading modes: `robust` (math-verify equivalence) and `paper` (the papers' rule-based harness, "
              "what public harnesses report). The gap between them is grading error, not model skill.\n"]
-    for mode in ("robust", "rule"):
+    for mode in ("robust", "paper"):
         table = accuracy_table(data.results, mode)
         parts.append(f"### {mode} grading\n\n" + _save_table(table, out, f"accuracy_{mode}"))
         if base_model:

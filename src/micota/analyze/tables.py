@@ -1,7 +1,7 @@
 """Accuracy tables in the paper's layouts, written as Markdown, CSV and LaTeX (issue 5, item 4).
 
 Table 2/3 layout: rows = models/methods, columns = benchmarks + average, cells = accuracy
-in percent, one table per grading mode (``robust``, ``rule``). Table 1 layout: the same
+in percent, one table per grading mode (``robust``, ``paper``). Table 1 layout: the same
 rows as differences Δ (percentage points) against a named base model.
 """
 
@@ -65,7 +65,7 @@ def metric_table(results: Results, metric: str, caption: str, *, scale: float = 
 
 def accuracy_table(results: Results, mode: str = "robust") -> Table:
     """Accuracy (%) per model × benchmark and the unweighted average (Table 2/3 layout)."""
-    if mode not in {"robust", "rule"}:
+    if mode not in {"robust", "paper"}:
         raise MicotaError(f"mode must be 'robust' or 'rule', got {mode!r}.")
     return metric_table(results, f"accuracy_{mode}", f"Accuracy (%) with {mode} grading; "
                         f"{AVERAGE} = unweighted mean over benchmarks.", scale=100.0, bold_best=True)

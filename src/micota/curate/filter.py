@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.jsonl import read_jsonl, write_jsonl
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
@@ -25,13 +25,13 @@ DROPPED_NAME = "dropped.jsonl"
 class FilterConfig(StrictModel):
     """Which generated samples become training data."""
 
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     data: Path  # a generate stage's data.jsonl (fields: answer, response, n_tokens, finish_reason, messages)
     max_tokens: Optional[int] = Field(None, ge=1)  # drop responses longer than this many tokens
     require_correct: bool = True  # drop samples whose final answer does not match the gold
     require_finished: bool = True  # drop samples cut off by max_new_tokens (finish_reason "length")
     benchmark: Optional[str] = None  # grading rules to apply (e.g. "lab", "gsm8k"); None = general math
-    grade_mode: Literal["robust", "rule"] = "robust"
+    grade_mode: Literal["robust", "paper"] = "robust"
 
 
 def drop_reason(record: dict[str, Any], cfg: FilterConfig, verdict: Any) -> Optional[str]:

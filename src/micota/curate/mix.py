@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import read_jsonl, write_jsonl
 from micota.manifest import Manifest
@@ -30,7 +30,7 @@ class MixSource(StrictModel):
 
 
 class MixConfig(StrictModel):
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     sources: list[MixSource] = Field(min_length=2)
     total: Optional[int] = Field(None, ge=1)  # samples in the mix; default: the most the ratios allow
     unique_prompts: bool = True  # each prompt id at most once across sources

@@ -32,7 +32,7 @@ class Problem:
 
     ``metadata["gold_raw"]`` keeps the gold as the file stores it (AMC ``27.0``, OlympiadBench's
     list of ``$…$`` strings); :func:`micota.grade.grade` takes either, and the raw form is what
-    makes ``rule`` mode reproduce the published graders' faults.
+    makes ``paper`` mode reproduce the published graders' faults.
     """
 
     id: str

@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.evaluate.context import ContextPolicy
 from micota.evaluate.metrics import DEFAULT_REFLECTION_MARKERS
 from micota.generate.engine import EngineConfig
@@ -38,7 +38,7 @@ class BenchmarkRun(StrictModel):
 class EvaluateConfig(StrictModel):
     """Evaluate ``models`` on ``benchmarks``; outputs per-sample JSONL and ``results.json``."""
 
-    out_dir: str
+    out_dir: str = Field(json_schema_extra=NOT_HASHED)
     models: dict[str, str]  # display name -> local model folder or hub id
     benchmarks: list[BenchmarkRun]
     data_dir: Optional[str] = None  # folder with <name>/test.jsonl; default $MICOTA_DATA_DIR
@@ -47,8 +47,8 @@ class EvaluateConfig(StrictModel):
     context_policy: ContextPolicy = "error"  # prompt + max_new_tokens > context: "error" or "lower"
     system_prompt: Optional[str] = None  # optional system message before the rendered prompt
     reflection_markers: list[str] = Field(default_factory=lambda: list(DEFAULT_REFLECTION_MARKERS))
-    grade_workers: Optional[int] = Field(None, ge=1)  # grading processes; None = min(CPUs, 8)
-    progress: bool = True  # progress bars (does not change results)
+    grade_workers: Optional[int] = Field(None, ge=1, json_schema_extra=NOT_HASHED)  # grading processes; None = min(CPUs, 8)
+    progress: bool = Field(True, json_schema_extra=NOT_HASHED)  # progress bars
 
     @field_validator("benchmarks", mode="before")
     @classmethod

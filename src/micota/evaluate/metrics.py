@@ -42,7 +42,7 @@ def summarize_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n": n,
         "accuracy_robust": sum(bool(s["correct_robust"]) for s in samples) / n,
-        "accuracy_rule": sum(bool(s["correct_rule"]) for s in samples) / n,
+        "accuracy_paper": sum(bool(s["correct_paper"]) for s in samples) / n,
         "mean_tokens": statistics.fmean(tokens),
         "median_tokens": statistics.median(tokens),
         "max_tokens": max(tokens),

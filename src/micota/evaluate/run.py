@@ -7,9 +7,9 @@ Layout under ``out_dir``::
     results.json                                {model: {benchmark: metrics}}, rewritten after each pair
 
 Every sample is graded in both modes of :mod:`micota.grade` against the gold as the file
-stores it: ``robust`` (normalised, math-verify equivalence) and ``rule`` (the classic MATH
+stores it: ``robust`` (normalised, math-verify equivalence) and ``paper`` (the papers' harness; today the classic MATH
 grader the published numbers used), so the gap between them is visible per benchmark
-(issue 5: AMC and OlympiadBench lose points under ``rule``). The context-length guard runs
+(issue 5: AMC and OlympiadBench lose points under ``paper``). The context-length guard runs
 for engines that load a local model (hf, vllm); remote and scripted engines skip it.
 """
 
@@ -62,8 +62,7 @@ def run(cfg: EvaluateConfig) -> Manifest:
         raise MicotaError(f"models: names {list(cfg.models)} map to clashing folder names {slugs}; rename one.")
     tasks = [resolve_task(b, cfg.data_dir, cfg.benchmark_source) for b in cfg.benchmarks]
     inputs = _input_paths(cfg)
-    return run_stage("evaluate", cfg, cfg.out_dir, inputs, lambda out: _evaluate_all(cfg, tasks, out),
-                     resumable=True, hash_exclude={"out_dir", "progress", "grade_workers"})
+    return run_stage("evaluate", cfg, cfg.out_dir, inputs, lambda out: _evaluate_all(cfg, tasks, out), resumable=True)
 
 
 def resolve_task(run: BenchmarkRun, data_dir: str | None, source: str = "local") -> BenchmarkTask:
@@ -139,13 +138,13 @@ def _checked_max_new_tokens(cfg: EvaluateConfig, model_name: str, model_path: st
 
 
 def grade_records(records: list[dict[str, Any]], benchmark: str, *, workers: int | None = None) -> tuple[list[Any], list[Any]]:
-    """Verdicts of every record in ``robust`` and in ``rule`` mode (micota.grade, imported lazily)."""
+    """Verdicts of every record in ``robust`` and in ``paper`` mode (micota.grade, imported lazily)."""
     from micota.grade import grade_many
 
-    # the raw gold (AMC 27.0, OlympiadBench lists): robust mode normalises it, rule mode shows the published faults
+    # the raw gold (AMC 27.0, OlympiadBench lists): robust mode normalises it, paper mode shows the published faults
     pairs = [(rec.get("gold_raw", rec["gold"]), rec["response"]) for rec in records]
     return (grade_many(pairs, benchmark=benchmark, mode="robust", workers=workers),
-            grade_many(pairs, benchmark=benchmark, mode="rule", workers=workers))
+            grade_many(pairs, benchmark=benchmark, mode="paper", workers=workers))
 
 
 def _request(cfg: EvaluateConfig, task: BenchmarkTask, problem: Problem) -> GenerationRequest:
@@ -162,9 +161,9 @@ def _sample(cfg: EvaluateConfig, model_name: str, record: dict[str, Any], robust
     return {
         "id": record["problem_id"], "model": model_name, "benchmark": record["benchmark"],
         "prompt": record["messages"][-2]["content"], "gold": record["gold"], "response": record["response"],
-        "extracted": robust.extracted, "extracted_rule": rule.extracted,
-        "correct_robust": bool(robust.correct), "correct_rule": bool(rule.correct),
-        "reason_robust": robust.reason, "reason_rule": rule.reason,
+        "extracted": robust.extracted, "extracted_paper": rule.extracted,
+        "correct_robust": bool(robust.correct), "correct_paper": bool(rule.correct),
+        "reason_robust": robust.reason, "reason_paper": rule.reason,
         "n_tokens": record["n_tokens"], "finish_reason": record["finish_reason"],
         "reflection": reflection, "reflection_total": sum(reflection.values()),
         "prompt_template": record["prompt_template"], "benchmark_version": record["benchmark_version"],

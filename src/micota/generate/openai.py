@@ -72,17 +72,18 @@ class OpenAIEngine:
     def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
-        for attempt in range(self.config.max_retries + 1):
+        max_retries = 4 if self.config.max_retries is None else self.config.max_retries
+        for attempt in range(max_retries + 1):
             try:
                 http = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(http, timeout=self.config.request_timeout_s) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as exc:
-                if exc.code not in _RETRIABLE or attempt == self.config.max_retries:
+                if exc.code not in _RETRIABLE or attempt == max_retries:
                     detail = exc.read().decode(errors="replace")[:300]
                     raise MicotaError(f"{self.url}: HTTP {exc.code} from the server: {detail}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.config.max_retries:
+                if attempt == max_retries:
                     raise MicotaError(f"{self.url}: no answer after {attempt + 1} tries ({exc}). Is the server running?") from None
             time.sleep(min(30.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")

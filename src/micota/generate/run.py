@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 from pydantic import Field
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.data import load_prompt_set, render_prompt
 from micota.generate.engine import EngineConfig, GenerationRequest
 from micota.generate.writer import generate_records
@@ -26,14 +26,14 @@ DATA_NAME = "data.jsonl"
 class GenerateConfig(StrictModel):
     """Generate one response per prompt with ``engine``."""
 
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     prompts: Union[Path, str]  # JSONL prompt set (`problem` or `question`, and `answer` per line) or a hub dataset id
     prompts_split: str = "train"  # hub datasets only
     prompts_config: Optional[str] = None  # hub datasets only, e.g. "main" for openai/gsm8k
     engine: EngineConfig
     prompt_template: str = "micota_generation"  # a file in micota/_data/prompts/ (MiCoTA's generation prompt)
     limit: Optional[int] = Field(None, ge=1)  # use only the first N prompts (smoke tests)
-    progress: bool = True  # show a progress bar
+    progress: bool = Field(True, json_schema_extra=NOT_HASHED)  # show a progress bar
 
 
 def build_requests(cfg: GenerateConfig) -> list[GenerationRequest]:
@@ -59,7 +59,7 @@ def run(cfg: GenerateConfig) -> Manifest:
 
     # Local files are hashed by content; a hub id is part of the config hash instead.
     inputs = {name: path for name, path in (("prompts", cfg.prompts), ("model", cfg.engine.model)) if Path(path).exists()}
-    return run_stage("generate", cfg, cfg.out_dir, inputs, body, resumable=True, hash_exclude={"out_dir", "progress"})
+    return run_stage("generate", cfg, cfg.out_dir, inputs, body, resumable=True)
 
 
 def response_counts(records: list[dict]) -> dict[str, float | int]:

@@ -1,7 +1,8 @@
 """Resumable, crash-safe generation into sharded JSONL.
 
 Completions are appended to ``<out_dir>/shards/part-NNNNN.jsonl`` as they finish and flushed
-to disk in small groups. On a re-run the shards are read back, a torn last line (the
+to disk in small groups (a chunk of ``batch_size``, or for continuous engines every
+``SYNC_EVERY`` samples or ``SYNC_SECONDS``). On a re-run the shards are read back, a torn last line (the
 process was killed mid-write) is cut off, ids already written are skipped, and the rest is
 generated into a fresh shard. Nothing is lost and nothing is written twice; the final
 ``records`` are returned in request order, so an interrupted-then-resumed run yields
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,15 +23,21 @@ from micota.errors import MicotaError
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
 
 SHARD_DIR = "shards"
-_RESERVED = {"id", "messages", "response", "n_tokens", "finish_reason"}
+SYNC_EVERY = 64  # continuous engines: fsync after this many new samples ...
+SYNC_SECONDS = 10.0  # ... or this long, whichever comes first (a kill loses at most the unsynced tail)
+_RESERVED = {"id", "messages", "response", "n_tokens", "finish_reason", "sampling", "reasoning"}
 
 
-def completion_record(request: GenerationRequest, completion: Completion) -> dict[str, Any]:
-    """The JSONL record of one sample: chat ``messages`` with the response appended, plus meta."""
+def completion_record(request: GenerationRequest, completion: Completion, sampling: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSONL record of one sample: chat ``messages`` with the response appended, plus meta.
+
+    ``sampling`` (the engine's effective parameters) and a server's separate ``reasoning``
+    text are stored when given.
+    """
     clash = _RESERVED & request.meta.keys()
     if clash:
         raise ValueError(f"request meta may not use reserved keys {sorted(clash)}")
-    return {
+    record = {
         "id": request.id,
         **request.meta,
         "messages": [*request.messages, {"role": "assistant", "content": completion.text}],
@@ -37,6 +45,11 @@ def completion_record(request: GenerationRequest, completion: Completion) -> dic
         "n_tokens": completion.n_tokens,
         "finish_reason": completion.finish_reason,
     }
+    if completion.reasoning is not None:
+        record["reasoning"] = completion.reasoning
+    if sampling is not None:
+        record["sampling"] = {**sampling, **({"seed": request.seed} if request.seed is not None else {})}
+    return record
 
 
 def read_shards(out_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -68,9 +81,11 @@ def generate_records(
 ) -> list[dict[str, Any]]:
     """Generate every request not yet on disk under ``out_dir``; return all records in request order.
 
-    Requests are cut into chunks of ``batch_size`` by a fixed rule (longest prompts first), and
-    a chunk is sent whole even when a kill left part of it on disk: an engine then sees the
-    same batches as an uninterrupted run, so batched greedy decoding gives identical text.
+    For chunked engines (``hf``), requests are cut into chunks of ``batch_size`` by a fixed
+    rule (longest prompts first), and a chunk is sent whole even when a kill left part of it
+    on disk: the engine then sees the same batches as an uninterrupted run, so batched greedy
+    decoding gives identical text. Continuous engines (``vllm``, ``openai``) get every pending
+    request at once and schedule them themselves.
     """
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
@@ -80,23 +95,39 @@ def generate_records(
     pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
     if pending:
         engine = load_engine(engine_config)
+        if getattr(engine, "continuous", False):
+            pending = [[r for chunk in pending for r in chunk if r.id not in done]]
+        sampling = engine_config.sampling_params()
         bar = tqdm(total=len(requests), initial=len(done.keys() & set(ids)), desc=desc, disable=not progress, unit="sample")
         with _open_new_shard(out_dir) as handle:
             for chunk in pending:
-                by_id = {r.id: r for r in chunk}
-                for completion in engine.generate(chunk):
-                    if completion.id in done:  # written before a kill tore this chunk
-                        continue
-                    record = completion_record(by_id[completion.id], completion)
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    done[completion.id] = record
-                    bar.update(1)
-                _sync(handle)
+                _write_chunk(engine, chunk, done, handle, sampling, bar)
         bar.close()
     missing = [i for i in ids if i not in done]
     if missing:
         raise RuntimeError(f"engine returned no completion for {len(missing)} requests, e.g. {missing[:3]}")
     return [done[i] for i in ids]
+
+
+def _write_chunk(engine: Any, chunk: list[GenerationRequest], done: dict[str, dict[str, Any]], handle: Any,
+                 sampling: dict[str, Any], bar: Any) -> None:
+    """Append the chunk's new completions to the open shard, syncing every few samples or seconds."""
+    by_id = {r.id: r for r in chunk}
+    unsynced, last_sync = 0, time.monotonic()
+    try:
+        for completion in engine.generate(chunk):
+            if completion.id in done:  # written before a kill tore this chunk
+                continue
+            record = completion_record(by_id[completion.id], completion, sampling)
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            done[completion.id] = record
+            bar.update(1)
+            unsynced += 1
+            if unsynced >= SYNC_EVERY or time.monotonic() - last_sync >= SYNC_SECONDS:
+                _sync(handle)
+                unsynced, last_sync = 0, time.monotonic()
+    finally:
+        _sync(handle)  # an engine error still leaves every finished sample on disk
 
 
 def request_chunks(requests: Sequence[GenerationRequest], size: int) -> list[list[GenerationRequest]]:

@@ -17,7 +17,7 @@ from micota.grade.rule import last_boxed_classic, rule_equal
 from micota.grade.symbolic import prestart
 
 Gold = Union[str, float, int, Sequence[str]]
-MODES = ("robust", "rule")
+MODES = ("robust", "paper")
 DEFAULT_TIME_LIMIT_S = 2.0
 KNOWN_BENCHMARKS = ("aime24", "amc23", "olympiadbench", "math500", "gsm8k", "lab")
 _PLAIN_INT = re.compile(r"[+-]?\d{1,30}")
@@ -35,9 +35,9 @@ class Verdict:
 def gold_text(gold: Gold, mode: str = "robust") -> str:
     """A gold as a string: AMC floats ``27.0`` -> ``27``; OlympiadBench ``["$a$", "$b$"]`` -> ``a, b``.
 
-    In ``rule`` mode the float keeps its classic ``str()`` form, as the published graders saw it.
+    In ``paper`` mode the float keeps its classic ``str()`` form, as the published graders saw it.
 
-    >>> gold_text(27.0), gold_text(["$\\\\frac{1}{2}$"]), gold_text(27.0, "rule")
+    >>> gold_text(27.0), gold_text(["$\\\\frac{1}{2}$"]), gold_text(27.0, "paper")
     ('27', '\\\\frac{1}{2}', '27.0')
     """
     if isinstance(gold, bool):
@@ -50,7 +50,7 @@ def gold_text(gold: Gold, mode: str = "robust") -> str:
         return str(gold)
     if isinstance(gold, (list, tuple)):
         parts = [gold_text(part, mode) for part in gold]
-        if mode == "rule":
+        if mode == "paper":
             return parts[0] if len(parts) == 1 else ", ".join(parts)
         return ", ".join(re.sub(r"(?<!\\)\$", "", part).strip() for part in parts)  # "$a$,$b$" -> "a,b"
     return "" if gold is None else str(gold)
@@ -60,7 +60,7 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
           time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> Verdict:
     """Whether ``response`` states ``gold`` as its final answer.
 
-    ``mode="robust"`` (default) applies every equivalence rule of issue 3; ``mode="rule"`` is the
+    ``mode="robust"`` (default) applies every equivalence rule of issue 3; ``mode="paper"`` is the
     classic MATH grader (last box, ``strip_string``, exact match) for paper-comparable scores.
     Never raises on model text: bad input gives ``correct=False`` with a reason.
 
@@ -75,8 +75,8 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
     if not isinstance(response, str):
         return Verdict(False, None, f"response is {type(response).__name__}, not text")
     try:
-        if mode == "rule":
-            return _grade_rule(gold_text(gold, "rule"), response)
+        if mode == "paper":
+            return _grade_rule(gold_text(gold, "paper"), response)
         return _grade_robust(gold_text(gold), response, benchmark, time_limit_s)
     except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
         return Verdict(False, None, f"could not grade: {type(exc).__name__}")
@@ -85,7 +85,7 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
 def _grade_rule(gold: str, response: str) -> Verdict:
     answer = last_boxed_classic(response)
     if answer is None:
-        return Verdict(False, None, "no \\boxed{} answer found (rule mode)")
+        return Verdict(False, None, "no \\boxed{} answer found (paper mode)")
     same = rule_equal(gold, answer)
     return Verdict(same, answer, "exact match after strip_string" if same else "no exact match after strip_string")
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import write_jsonl
 from micota.lab.models import LAB_MODEL_SIZES, build_model
@@ -34,7 +34,7 @@ from micota.stage import StageResult, run_stage
 class LabConfig(StrictModel):
     """What the micro-lab builds. Defaults are the tuned values (docs/benchmarks.md, ## Micro-lab)."""
 
-    out_dir: str  # stage folder, e.g. RUN/lab
+    out_dir: str = Field(json_schema_extra=NOT_HASHED)  # stage folder, e.g. RUN/lab
     seed: int = 0  # seeds problem sampling, instruct styles and model init
     n_train_prompts: int = Field(400, ge=1)  # problems in prompts.jsonl (what the teachers solve)
     n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)

@@ -27,7 +27,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from micota.config import StrictModel, read_yaml, validate_config
+from micota.config import NOT_HASHED, StrictModel, read_yaml, validate_config
 from micota.errors import MicotaError
 from micota.merge.methods import MERGE_METHODS, Rescale
 
@@ -87,9 +87,9 @@ class MergeConfig(StrictModel):
     # rows a model lacks count as unchanged (δ = 0), rows beyond the base's are dropped
     allow_pickle: bool = False  # refuse *.bin checkpoints unless set
     shard_size_mb: int = Field(2000, ge=1)  # max output shard size
-    chunk_mb: int = Field(32, ge=1)  # compute chunk (float32 MB per operand) for big tensors
+    chunk_mb: int = Field(32, ge=1, json_schema_extra=NOT_HASHED)  # compute chunk (float32 MB per operand) for big tensors
     length_search: Optional[LengthSearchConfig] = None
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
 
     @field_validator("method")
     @classmethod

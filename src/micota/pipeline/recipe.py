@@ -48,7 +48,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "sft": StageKind("micota.sft.run", "SFTConfig", "model"),
     "merge": StageKind("micota.merge", "MergeConfig", ""),
     "evaluate": StageKind("micota.evaluate.run", "EvaluateConfig", ""),
-    "report": StageKind("micota.pipeline.report", "ReportConfig", "report.md"),
+    "report": StageKind("micota.pipeline.report_stage", "ReportConfig", "report.md"),
 }
 
 

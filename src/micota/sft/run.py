@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.hub import check_model_source, load_tokenizer
 from micota.manifest import Manifest
@@ -30,7 +30,7 @@ CHECKPOINT_DIR = "checkpoints"
 class SFTConfig(StrictModel):
     """Fine-tune ``model`` on the chat samples in ``data``."""
 
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     model: str  # HF hub id or local model folder to start from
     tokenizer: Optional[str] = None  # defaults to `model`
     data: list[Path]  # JSONL files with chat `messages` (last turn = assistant target)
@@ -51,7 +51,7 @@ class SFTConfig(StrictModel):
     seed: int = 42
     deepspeed: Optional[Path] = None  # DeepSpeed JSON for multi-GPU (launch with accelerate/deepspeed)
     trust_remote_code: bool = False
-    progress: bool = True
+    progress: bool = Field(True, json_schema_extra=NOT_HASHED)  # progress bars
 
     @field_validator("data", mode="before")
     @classmethod
@@ -79,7 +79,7 @@ def run(cfg: SFTConfig) -> Manifest:
     inputs: dict[str, str | Path] = {f"data[{i}]": p for i, p in enumerate(cfg.data)}
     if Path(cfg.model).exists():
         inputs["model"] = cfg.model
-    return run_stage("sft", cfg, cfg.out_dir, inputs, lambda out: _train(cfg, out), resumable=True, hash_exclude={"out_dir", "progress"})
+    return run_stage("sft", cfg, cfg.out_dir, inputs, lambda out: _train(cfg, out), resumable=True)
 
 
 def _train(cfg: SFTConfig, out: Path) -> StageResult:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from micota.config import StrictModel
+from micota.config import NOT_HASHED, StrictModel
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
@@ -24,7 +24,7 @@ REPORT_NAME = "report.md"
 
 
 class ReportConfig(StrictModel):
-    out_dir: Path
+    out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     evaluation: Path  # an evaluate stage folder (holds results.json)
     title: str = "MiCoTA run report"
     methods: list[str] = Field(default_factory=lambda: ["Instruct", "Strong-Teacher CoT", "Half-size CoT", "MiCoTA", "Mix-Long"])
@@ -98,7 +98,7 @@ def _pct(value: Optional[float]) -> str:
 
 def _methods_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[str]) -> list[str]:
     base = mean_over(results, cfg.base_method, "accuracy_robust")
-    head = ["Method", *benchmarks, "Avg", f"Δ vs {cfg.base_method}", "Avg (rule)", "Mean tokens"]
+    head = ["Method", *benchmarks, "Avg", f"Δ vs {cfg.base_method}", "Avg (paper)", "Mean tokens"]
     lines = ["## Students: accuracy (%) by training data (paper Table 2/3 layout)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method in cfg.methods:
@@ -110,9 +110,9 @@ def _methods_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[
         delta = "–" if avg is None or base is None else f"{100 * (avg - base):+.1f}"
         tokens = mean_over(results, method, "mean_tokens")
         cells = [_pct(per.get(b, {}).get("accuracy_robust")) for b in benchmarks]
-        cells += [_pct(avg), delta, _pct(mean_over(results, method, "accuracy_rule")), "–" if tokens is None else f"{tokens:.0f}"]
+        cells += [_pct(avg), delta, _pct(mean_over(results, method, "accuracy_paper")), "–" if tokens is None else f"{tokens:.0f}"]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines + ["", "Accuracy is robust-mode grading (micota.grade); `Avg (rule)` is the classic MATH exact-match rule.", ""]
+    return lines + ["", "Accuracy is robust-mode grading (micota.grade); `Avg (paper)` is the classic MATH exact-match rule.", ""]
 
 
 def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:

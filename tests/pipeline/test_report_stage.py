@@ -4,11 +4,11 @@ import json
 import re
 
 from micota.manifest import Manifest, write_manifest
-from micota.pipeline.report import ReportConfig, run
+from micota.pipeline.report_stage import ReportConfig, run
 
 
 def entry(acc: float, tokens: float) -> dict:
-    return {"n": 10, "accuracy_robust": acc, "accuracy_rule": acc / 2, "mean_tokens": tokens, "reflection_per_response": 1.0}
+    return {"n": 10, "accuracy_robust": acc, "accuracy_paper": acc / 2, "mean_tokens": tokens, "reflection_per_response": 1.0}
 
 
 def write_run(tmp_path, results):
