@@ -45,6 +45,31 @@ def test_chat_template_is_qwen_style_with_assistant_mask(lab_tokenizer_dir):
     assert tok.decode(masked) == messages[1]["content"] + "<|im_end|>"  # EOS is in the labels
 
 
+@pytest.mark.parametrize("style", ["direct", "short", "long"])
+def test_generation_prompt_tokens_are_a_prefix_of_the_chat_tokens(lab_tokenizer_dir, style):
+    # Otherwise the first response token differs between training (merged across "assistant\n")
+    # and generation (which starts right after it), and SFT's prompt mask lands one token off.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(lab_tokenizer_dir)
+    messages = _chat(style)
+    prompt = tok(tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True), add_special_tokens=False)
+    full = tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False)
+    assert full["input_ids"][: len(prompt["input_ids"])] == prompt["input_ids"]
+
+
+def test_vllm_cpu_head_widths(lab_tokenizer_dir):
+    # vLLM's CPU attention accepts head widths 32, 64, 80, 96, 112, 128, 160, ... only.
+    from transformers import AutoTokenizer
+
+    from micota.lab.models import lab_model_config
+
+    tok = AutoTokenizer.from_pretrained(lab_tokenizer_dir)
+    for name in LAB_MODEL_SIZES:
+        config = lab_model_config(name, tok)
+        assert config.hidden_size // config.num_attention_heads in (32, 64, 80, 96, 112, 128), name
+
+
 def test_model_builds_and_loads(lab_tokenizer_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -15,6 +15,7 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -29,6 +30,15 @@ from micota.lab.task import OPS, Problem, format_user_turn, make_problems, probl
 from micota.lab.tokenizer import build_tokenizer
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
+
+
+class BaseTraining(StrictModel):
+    """How the lab stage trains one base model on instruct.jsonl (the lab's Qwen2.5-*-Instruct)."""
+
+    steps: int = Field(ge=0)  # optimizer steps; 0 keeps the random weights
+    learning_rate: float = Field(3e-3, gt=0)  # peak lr after warm-up, cosine to 0 (AdamW)
+    batch_size: int = Field(32, ge=1)  # samples per step
+    warmup_steps: int = Field(30, ge=0)
 
 
 class LabConfig(StrictModel):
@@ -50,6 +60,8 @@ class LabConfig(StrictModel):
     # BPE vocabulary incl. 256 bytes + 3 special tokens; 1024 merges the fixed phrases of the
     # lab text into few tokens, so sequences are ~2x shorter (faster SFT, shorter look-ups).
     vocab_size: int = Field(1024, ge=260, le=4096)
+    # An operation and its digit as one token (`*2`): a step's fact then depends on two tokens, not three.
+    op_digit_tokens: bool = False
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
     # user turn of instruct.jsonl; use the same template in the recipe's generate/evaluate stages.
@@ -61,6 +73,10 @@ class LabConfig(StrictModel):
     instruct_styles: list[Literal["direct", "short", "long"]] = Field(
         default_factory=lambda: ["short", "short", "short", "direct"], min_length=1
     )
+
+    # size -> schedule: every model is trained to convergence here, so the MiCoTA stages start from
+    # well-trained instruct models as in the paper (sizes not listed keep their random weights).
+    base_training: dict[str, BaseTraining] = Field(default_factory=dict)
 
     @field_validator("ops")
     @classmethod
@@ -79,6 +95,14 @@ class LabConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _trained_sizes_exist(self) -> "LabConfig":
+        unknown = sorted(set(self.base_training) - set(self.model_sizes))
+        if unknown:
+            raise ValueError(f"base_training names sizes that model_sizes does not build: {unknown}; "
+                             f"model_sizes is {self.model_sizes}")
+        return self
+
+    @model_validator(mode="after")
     def _difficulty_range(self) -> "LabConfig":
         if self.min_difficulty > self.max_difficulty:
             raise ValueError(f"min_difficulty ({self.min_difficulty}) must be <= max_difficulty ({self.max_difficulty})")
@@ -92,9 +116,13 @@ def run(cfg: LabConfig) -> Manifest:
 
 def _build(cfg: LabConfig, out: Path) -> StageResult:
     prompts, bench, instruct = _problem_sets(cfg)  # first: a too-small problem space fails before any work
-    build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed)
+    build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed, op_digit_tokens=cfg.op_digit_tokens)
+    chats = [record["messages"] for record in _instruct_records(instruct, cfg)]
+    training = {}
     for index, size in enumerate(cfg.model_sizes):
-        build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
+        folder = build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
+        if cfg.base_training.get(size) and cfg.base_training[size].steps:
+            training[size] = _train(folder, chats, cfg.base_training[size], seed=cfg.seed + index)
     counts = {
         "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
         "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
@@ -103,7 +131,15 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     }
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
     outputs.update({f"model:{size}": f"models/{size}" for size in cfg.model_sizes})
-    return StageResult(outputs=outputs, counts=counts)
+    return StageResult(outputs=outputs, counts=counts, metrics={"base_training": training})
+
+
+def _train(folder: Path, chats: list, schedule: BaseTraining, seed: int) -> dict[str, float]:
+    from micota.lab.pretrain import TrainSchedule, train_base
+
+    started = time.perf_counter()
+    result = train_base(folder, chats, TrainSchedule(seed=seed, **schedule.model_dump()))
+    return {**result, "wall_time_s": round(time.perf_counter() - started, 1)}
 
 
 def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Problem]]:

@@ -12,6 +12,7 @@ code paths. The assistant turn sits inside ``{% generation %}`` so TRL's
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from micota.lab.solutions import write_solution
@@ -19,6 +20,7 @@ from micota.lab.task import STYLES, format_user_turn, make_problems
 
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]
+_SPECIAL_RE = re.compile("|".join(map(re.escape, SPECIAL_TOKENS)))
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' }}"
@@ -31,32 +33,46 @@ CHAT_TEMPLATE = (
 )
 
 
-def lab_corpus(n_problems: int = 300, seed: int = 0) -> list[str]:
-    """Texts the BPE merges are learned from: chat-formatted problems in every style."""
+def lab_corpus(n_problems: int = 1000, seed: int = 0) -> list[str]:
+    """Texts the BPE merges are learned from: chat-formatted problems in every style, cut at the
+    special tokens.
+
+    The encoder splits special tokens off before BPE runs, so the merges must be learned on the
+    pieces between them: trained on whole chat strings, 2 of 3 merges went to spelling
+    ``<|im_start|>`` and ``Compute`` came out as 4 tokens inside a chat (a 2-step sample was 77
+    tokens instead of 45).
+    """
     rng = random.Random(seed)
     texts = []
     for problem in make_problems(n_problems, seed=seed, split="train", min_difficulty=1, max_difficulty=5):
         style = rng.choice(STYLES)
         template = rng.choice(("micota_generation", "lab_problem"))  # the merges serve either prompt
-        texts.append(f"{IM_START}user\n{format_user_turn(problem.text, template)}{IM_END}\n")
-        texts.append(f"{IM_START}assistant\n{write_solution(problem, style)}{IM_END}\n")
+        chat = (f"{IM_START}user\n{format_user_turn(problem.text, template)}{IM_END}\n"
+                f"{IM_START}assistant\n{write_solution(problem, style)}{IM_END}\n")
+        texts.extend(piece for piece in _SPECIAL_RE.split(chat) if piece)
     return texts
 
 
-def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, seed: int = 0):
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, seed: int = 0, op_digit_tokens: bool = False):
     """Train the lab tokenizer and save it to ``out_dir``; return the ``PreTrainedTokenizerFast``.
 
     ``vocab_size`` counts the 256 byte symbols and 3 special tokens, so it must be > 259.
+    ``op_digit_tokens``: an operation and the digit after it (``*2``) form one token, so a
+    step ``6*2=2`` reads two tokens (value, operation) before ``=`` instead of three.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must be > {256 + len(SPECIAL_TOKENS)} (bytes + special tokens), got {vocab_size}")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
-    )
+    digits = (pre_tokenizers.Split(Regex(r"[+\-*]?\d"), behavior="isolated") if op_digit_tokens
+              else pre_tokenizers.Digits(individual_digits=True))
+    # Cut after every newline, so no merge spans the "assistant\n" line that ends a generation prompt:
+    # the prompt's tokens are then a prefix of the whole chat's, and the first response token is
+    # the same in training and in generation.
+    lines = pre_tokenizers.Split("\n", behavior="merged_with_previous")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([lines, digits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

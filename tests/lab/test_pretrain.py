@@ -1,0 +1,45 @@
+import shutil
+
+from micota.lab.models import build_model
+from micota.lab.pretrain import TrainSchedule, batch_tensors, encode_chat, learning_rate_at, train_base
+from micota.lab.solutions import write_solution
+from micota.lab.task import make_problems
+
+
+def _chats(n=48):
+    problems = make_problems(n, seed=0, split="train", min_difficulty=2, max_difficulty=2)
+    return [[{"role": "user", "content": p.text}, {"role": "assistant", "content": write_solution(p, "short")}] for p in problems]
+
+
+def test_labels_cover_only_the_response_and_its_end_token(lab_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(lab_tokenizer_dir)
+    chat = _chats(1)[0]
+    ids, prompt_len = encode_chat(tok, chat)
+    batch = batch_tensors([(ids, prompt_len), (ids[:prompt_len + 2], prompt_len)], tok.pad_token_id)
+    labelled = [t for t in batch["labels"][0].tolist() if t != -100]
+    assert tok.decode(labelled) == chat[1]["content"] + "<|im_end|>\n"
+    assert batch["attention_mask"][1].sum() == prompt_len + 2 and (batch["labels"][1] != -100).sum() == 2
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    s = TrainSchedule(steps=100, learning_rate=1e-3, warmup_steps=10)
+    rates = [learning_rate_at(i, s) for i in range(101)]
+    assert rates[0] < rates[9] == max(rates) and rates[100] == 0.0
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+
+
+def test_training_lowers_the_loss_and_is_deterministic(lab_tokenizer_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    first = build_model("student", lab_tokenizer_dir, tmp_path / "a", seed=0)
+    second = shutil.copytree(first, tmp_path / "b")
+    schedule = TrainSchedule(steps=30, learning_rate=3e-3, batch_size=16, warmup_steps=3)
+    losses = []
+    result = train_base(first, _chats(), schedule, on_step=lambda step, model, loss: losses.append(loss))
+    train_base(second, _chats(), schedule)
+    assert len(losses) == 30 and sum(losses[-5:]) < 0.7 * sum(losses[:5])
+    assert result["steps"] == 30 and result["final_loss"] < losses[0]
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)  # same seed, same data: bit-identical weights
