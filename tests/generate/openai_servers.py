@@ -133,6 +133,11 @@ class ServerProcess:
         except ProcessLookupError:
             return False
 
+    def answered(self) -> int:
+        """Chat completions the server answered with 200 so far (from its uvicorn access log)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text.count('"POST /v1/chat/completions HTTP/1.1" 200')
+
     def log_tail(self, n: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
 
@@ -155,7 +160,8 @@ def vllm_server(python: Path, model: Path, log_path: Path, *extra: str, port: Op
 
 # ----- a fault-injecting proxy -----
 
-FAULTS = ("429", "429-retry-after", "500", "503-retry-after", "reset", "cut", "garbage", "abort", "no-usage", "400", "401-echo")
+FAULTS = ("429", "429-retry-after", "500", "503-retry-after", "reset", "cut", "garbage", "abort", "no-usage", "400",
+          "401-echo", "500-echo")
 
 
 class FaultProxy:
@@ -175,6 +181,9 @@ class FaultProxy:
         self.delay_s = 0.0
         self.counts: collections.Counter = collections.Counter()
         self.seen: list[dict] = []
+        self.authorizations: list[Optional[str]] = []
+        self.faulted: list[tuple[str, str]] = []  # (fault, question) served
+        self.fault_times: list[float] = []  # monotonic time of each fault answer sent
         self.lock = threading.Lock()
         self.closing = threading.Event()
         proxy = self
@@ -188,7 +197,7 @@ class FaultProxy:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -206,20 +215,27 @@ class FaultProxy:
         body = json.loads(raw)
         with self.lock:
             self.seen.append(body)
+            self.authorizations.append(handler.headers.get("Authorization"))
             self.counts["requests"] += 1
-            fault = self.script.popleft() if self.script else (self.rule(body) if self.rule else None)
+            fault = self.script.popleft() if self.script else None
+        fault = fault or (self.rule(body) if self.rule else None)  # a rule may wait for the run to get somewhere
+        with self.lock:
             if fault:
                 self.counts[fault] += 1
+                self.faulted.append((fault, body["messages"][-1]["content"]))
         if self.hold and self.hold(body):
             self.counts["held"] += 1
             self.closing.wait(600)
             return
         if fault in ("429", "500", "400"):
-            return _reply(handler, int(fault), b'{"error": "injected"}')
+            _reply(handler, int(fault), b'{"error": "injected"}')
+            self.fault_times.append(time.monotonic())
+            return
         if fault in ("429-retry-after", "503-retry-after"):
             return _reply(handler, int(fault[:3]), b'{"error": "busy"}', {"Retry-After": "1"})
-        if fault == "401-echo":  # a server that quotes the credentials it refused
-            return _reply(handler, 401, json.dumps({"error": f"bad key: {handler.headers.get('Authorization')}"}).encode())
+        if fault in ("401-echo", "500-echo"):  # a server that quotes the credentials it was sent
+            echo = json.dumps({"error": f"key: {handler.headers.get('Authorization')}"}).encode()
+            return _reply(handler, int(fault[:3]), echo)
         if fault == "reset":
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
@@ -229,6 +245,7 @@ class FaultProxy:
         if fault and status != 200:  # faults of the answer need an answer: serve this one to a later request
             with self.lock:
                 self.counts[fault] -= 1
+                self.faulted.remove((fault, body["messages"][-1]["content"]))
                 self.script.appendleft(fault)
             fault = None
         if fault == "cut":  # promise the whole answer, send half, hang up (IncompleteRead)
@@ -263,6 +280,12 @@ class FaultProxy:
             conn.close()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that hung up (a cancelled request) is expected
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _reply(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: Optional[dict] = None) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json")
@@ -271,3 +294,40 @@ def _reply(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: O
         handler.send_header(key, value)
     handler.end_headers()
     handler.wfile.write(data)
+
+
+# ----- a run that outlives its server -----
+
+
+def run_through_restart(server: ServerProcess, run: Callable[[], object], *, kill_after: int, limit_s: float = 600.0) -> dict:
+    """Call ``run()`` in a thread; SIGKILL the server once ``kill_after`` more answers went out, restart it.
+
+    Returns ``result`` (what ``run`` returned), ``killed_at_answers`` and ``recovery_s`` (from the
+    kill until the run finished, the restart included).
+    """
+    base, outcome = server.answered(), {}
+
+    def target():
+        try:
+            outcome["result"] = run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    deadline = time.monotonic() + limit_s
+    thread.start()
+    while server.answered() - base < kill_after and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not thread.is_alive():
+        raise AssertionError(f"the run ended before the kill: {outcome.get('error')}")
+    server.kill()
+    killed = time.monotonic()
+    outcome["killed_at_answers"] = server.answered() - base
+    server.start()
+    thread.join(max(1.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        raise AssertionError(f"the run did not finish within {limit_s} s of starting")
+    if "error" in outcome:
+        raise outcome["error"]
+    outcome["recovery_s"] = round(time.monotonic() - killed, 1)
+    return outcome
