@@ -117,12 +117,21 @@ def join_reasoning(template: str, reasoning: str, content: str) -> str:
     Newlines at the seams are trimmed the way Qwen3's and QwQ's chat templates render an
     assistant turn with ``reasoning_content`` (``'<think>\\n' + reasoning.strip('\\n') +
     '\\n</think>\\n\\n' + content.lstrip('\\n')``); DeepSeek-R1-distill models write the same
-    markup (their template opens ``<think>\\n`` in the generation prompt).
+    markup (their template opens ``<think>\\n`` in the generation prompt). Without an answer the
+    thought is left open: vLLM's parsers send no content both when the model never closed its
+    reasoning (cut off by ``max_new_tokens``, or ended inside it) and when it ended right after
+    ``</think>``; the first is the common case, and a closing tag the model did not write would
+    make an unfinished thought look finished. (Measured on vLLM 0.32's ``deepseek_r1`` parser:
+    tests/generate/test_openai_vllm.py.)
 
     >>> join_reasoning(THINK_TEMPLATE, "\\n3 + 4 = 7\\n", "\\n\\nThe answer is 7.")
     '<think>\\n3 + 4 = 7\\n</think>\\n\\nThe answer is 7.'
+    >>> join_reasoning(THINK_TEMPLATE, "3 + 4 = ", "")
+    '<think>\\n3 + 4 = '
     """
     head, rest = template.split("{reasoning}")
+    if not content:
+        return head + reasoning.lstrip("\n")
     middle, tail = rest.split("{content}")
     return head + reasoning.strip("\n") + middle + content.lstrip("\n") + tail
 
