@@ -167,9 +167,11 @@ def test_client_killed_then_resumed_with_new_transport_fields_keeps_its_shards(m
         time.sleep(0.1)
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=60)
+    answered_before_kill = proxy.counts["answered"]
     kept = shard.read_text()
     kept = kept[: kept.rfind("\n") + 1]  # a line the kill tore is cut off on resume
     assert 2 <= kept.count("\n") < 12
+    print(f"\nclient killed with {kept.count(chr(10))} samples synced of {answered_before_kill} answered")
     second = FaultProxy(served.base_url)  # the server moved: new base_url, more in flight, other timeout
     try:
         rerun = micota(config_path, f"engine.base_url={second.base_url}", "engine.batch_size=6", "engine.request_timeout_s=900")

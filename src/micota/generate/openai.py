@@ -234,7 +234,9 @@ class _Flight:
             open_sockets = [c.sock for c in self._connections if c.sock is not None]
         for sock in open_sockets:
             try:
-                sock.shutdown(socket.SHUT_RDWR)  # the server sees the disconnect and aborts the request
+                # the server sees the disconnect and aborts the generation (vLLM 0.32:
+                # with_cancellation in vllm/entrypoints/serve/utils/api_utils.py)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         deadline = time.monotonic() + grace_s
