@@ -138,8 +138,8 @@ def _compare(g: str, a: str, deadline: Deadline, depth: int) -> tuple[bool, str]
     g_name, a_name = assigned_name(g), assigned_name(a)
     if g_name and a_name and g_name != a_name:  # "a=4, b=3" does not answer "a=3, b=4"
         return False, f"assigns {a_name}, gold assigns {g_name}"
-    g_shape, g_items = _shape(_expand_pm(drop_assignment(_as_interval(g))))
-    a_shape, a_items = _shape(_expand_pm(drop_assignment(_as_interval(a))))
+    g_shape, g_items = _expand_pm_items(*_shape(_expand_pm(drop_assignment(_as_interval(g)))))
+    a_shape, a_items = _expand_pm_items(*_shape(_expand_pm(drop_assignment(_as_interval(a)))))
     if g_shape == "one" and a_shape == "one":
         return _compare_item(g_items[0], a_items[0], deadline)
     if len(g_items) != len(a_items):
@@ -209,10 +209,21 @@ def _as_interval(text: str) -> str:
 
 
 def _expand_pm(text: str) -> str:
-    """``1 \\pm \\sqrt{2}`` -> ``1 + \\sqrt{2}, 1 - \\sqrt{2}`` (one ± only)."""
-    if text.count("\\pm") == 1 and "," not in text:
+    """``1 \\pm \\sqrt{2}`` -> ``1 + \\sqrt{2}, 1 - \\sqrt{2}``; ``(\\pm 1, 0)`` -> ``(+ 1, 0), (- 1, 0)``
+    (one ± in a single item or tuple; sets and lists expand item by item in :func:`_expand_pm_items`)."""
+    if text.count("\\pm") == 1 and not text.startswith("\\{") and len(split_top_level(text)) == 1:
         return text.replace("\\pm", "+") + ", " + text.replace("\\pm", "-")
     return text
+
+
+def _expand_pm_items(shape: str, items: list[str]) -> tuple[str, list[str]]:
+    """``\\{1\\pm\\sqrt{5}, -2\\}`` is the set of three roots: each item with one ± becomes two."""
+    if shape not in {"set", "list"} or not any(item.count("\\pm") == 1 for item in items):
+        return shape, items
+    expanded = []
+    for item in items:
+        expanded += [item.replace("\\pm", "+"), item.replace("\\pm", "-")] if item.count("\\pm") == 1 else [item]
+    return shape, expanded
 
 
 def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
@@ -221,6 +232,9 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
         a = last_side(a)
     if g == a or g.replace(" ", "") == a.replace(" ", ""):
         return True, "identical after normalisation"
+    ratio = _compare_ratio(g, a, deadline)
+    if ratio is not None:
+        return ratio
     g_num, a_num = read_number(g), read_number(a)
     if g_num is not None and a_num is not None:
         same = numbers_match(g_num, a_num)
@@ -234,11 +248,53 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
     if base is not None:
         return base, "base-n numeral " + ("matches" if base else "differs")
     if _WORD.match(g) and not re.search(r"\\|\d", a) and len(g.split()) <= 4 and len(g) > 1:
-        same = g.lower().strip() == a.lower().strip()
+        same = _without_article(g) == _without_article(a)  # "an ellipse" names the ellipse
         return same, "same word" if same else "different word"
     if a_num is not None and a_num.places is not None and g_num is None:
         return False, "decimal approximation of an exact gold"
     return _compare_symbolic(g, a, deadline)
+
+
+def _without_article(text: str) -> str:
+    return re.sub(r"^(?:an?|the)\s+(?=\S)", "", text.lower().strip())
+
+
+_TIME = re.compile(r"^\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?\s*m\.?)?$", re.IGNORECASE)
+
+
+def _compare_ratio(g: str, a: str, deadline: Deadline) -> tuple[bool, str] | None:
+    """``3:4`` = ``6:8`` = ``3/4``; ``1:2:3`` = ``2:4:6`` but not ``1:3:2``. None when neither
+    side is a ratio (a clock time ``10:30`` is not one)."""
+    if _TIME.match(g.strip()) or _TIME.match(a.strip()):  # sympy reads 10:30 as the ratio 1:3
+        same = g.replace(" ", "").lower() == a.replace(" ", "").lower()
+        return same, "same clock time" if same else "a clock time differs"
+    g_parts, a_parts = _ratio_parts(g), _ratio_parts(a)
+    if g_parts is None and a_parts is None:
+        return None
+    if g_parts is None or a_parts is None:  # "3:4" vs "3/4": a two-term ratio is a quotient
+        parts, other = (g_parts, a) if a_parts is None else (a_parts, g)
+        values, value = [read_number(p) for p in parts], read_number(other)
+        if len(parts) != 2 or value is None or None in values or not values[1].value:
+            return None if len(parts) == 2 else (False, "a ratio of three or more terms vs one value")
+        same = values[0].value / values[1].value == value.value
+        return same, "ratio equals the quotient" if same else "ratio differs from the quotient"
+    if len(g_parts) != len(a_parts):
+        return False, f"ratio of {len(a_parts)} terms, gold has {len(g_parts)}"
+    g_values, a_values = [read_number(p) for p in g_parts], [read_number(p) for p in a_parts]
+    if None in g_values or None in a_values:  # symbolic terms: the same terms in the same order
+        same = all(_compare_item(x, y, deadline)[0] for x, y in zip(g_parts, a_parts))
+        return same, "ratio terms " + ("equal" if same else "differ")
+    pivot = next((i for i, x in enumerate(g_values) if x.value), None)
+    scale = None if pivot is None else a_values[pivot].value / g_values[pivot].value
+    same = bool(scale) and all(y.value == scale * x.value for x, y in zip(g_values, a_values))
+    return same, "proportional ratios" if same else "ratios not proportional"
+
+
+def _ratio_parts(text: str) -> list[str] | None:
+    if ":" not in text or re.search(r"[=<>]|\\[a-z]*(?:eq|to|mid)\b", text):
+        return None
+    parts = [part.strip() for part in text.split(":")]
+    return parts if all(parts) else None
 
 
 def _number_in_words(text: str):
@@ -246,6 +302,8 @@ def _number_in_words(text: str):
     tokens = text.rstrip(".!").split()
     if len(tokens) > 30:
         return None
+    if any(t.lower().strip(",") in _MAGNITUDES for t in tokens):
+        return None  # "2 thousand" is 2000, "5 million dollars" is not 5
     numerals = [t for t in tokens if re.fullmatch(r"\d+(?:\.\d+)?", t)]
     words = [t for t in tokens if re.fullmatch(r"[A-Za-z']{1,15},?", t)]
     if len(numerals) != 1 or len(numerals) + len(words) != len(tokens) or not words:
@@ -271,6 +329,9 @@ def _compare_base(g: str, a: str) -> bool | None:
     return g_digits.lower() == a_digits.lower()
 
 
+_MAGNITUDES = {"hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
+               "trillion", "dozen", "dozens", "half", "halves", "quarter", "quarters", "third", "thirds", "fifths",
+               "tenths", "hundredths", "thousandths", "squared", "cubed", "twice"}
 _BASE_WORDS = {"two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
                "nine": "9", "ten": "10", "twelve": "12", "sixteen": "16"}
 
