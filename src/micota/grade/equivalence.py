@@ -17,6 +17,7 @@ import time
 from micota.grade.extract import choice_letter
 from micota.grade.normalize import assigned_name, drop_assignment, last_side, normalize_answer
 from micota.grade.numbers import numbers_match, read_number
+from micota.grade.ratio import compare_ratio
 
 MAX_ITEMS = 32  # a list answer with more items is compared item by item only on the fast path
 MAX_SYMBOLIC_CHARS = 400
@@ -232,7 +233,7 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
         a = last_side(a)
     if g == a or g.replace(" ", "") == a.replace(" ", ""):
         return True, "identical after normalisation"
-    ratio = _compare_ratio(g, a, deadline)
+    ratio = compare_ratio(g, a, lambda x, y: _compare_item(x, y, deadline)[0])
     if ratio is not None:
         return ratio
     g_num, a_num = read_number(g), read_number(a)
@@ -257,44 +258,6 @@ def _compare_item(g: str, a: str, deadline: Deadline) -> tuple[bool, str]:
 
 def _without_article(text: str) -> str:
     return re.sub(r"^(?:an?|the)\s+(?=\S)", "", text.lower().strip())
-
-
-_TIME = re.compile(r"^\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?\s*m\.?)?$", re.IGNORECASE)
-
-
-def _compare_ratio(g: str, a: str, deadline: Deadline) -> tuple[bool, str] | None:
-    """``3:4`` = ``6:8`` = ``3/4``; ``1:2:3`` = ``2:4:6`` but not ``1:3:2``. None when neither
-    side is a ratio (a clock time ``10:30`` is not one)."""
-    if _TIME.match(g.strip()) or _TIME.match(a.strip()):  # sympy reads 10:30 as the ratio 1:3
-        same = g.replace(" ", "").lower() == a.replace(" ", "").lower()
-        return same, "same clock time" if same else "a clock time differs"
-    g_parts, a_parts = _ratio_parts(g), _ratio_parts(a)
-    if g_parts is None and a_parts is None:
-        return None
-    if g_parts is None or a_parts is None:  # "3:4" vs "3/4": a two-term ratio is a quotient
-        parts, other = (g_parts, a) if a_parts is None else (a_parts, g)
-        values, value = [read_number(p) for p in parts], read_number(other)
-        if len(parts) != 2 or value is None or None in values or not values[1].value:
-            return None if len(parts) == 2 else (False, "a ratio of three or more terms vs one value")
-        same = values[0].value / values[1].value == value.value
-        return same, "ratio equals the quotient" if same else "ratio differs from the quotient"
-    if len(g_parts) != len(a_parts):
-        return False, f"ratio of {len(a_parts)} terms, gold has {len(g_parts)}"
-    g_values, a_values = [read_number(p) for p in g_parts], [read_number(p) for p in a_parts]
-    if None in g_values or None in a_values:  # symbolic terms: the same terms in the same order
-        same = all(_compare_item(x, y, deadline)[0] for x, y in zip(g_parts, a_parts))
-        return same, "ratio terms " + ("equal" if same else "differ")
-    pivot = next((i for i, x in enumerate(g_values) if x.value), None)
-    scale = None if pivot is None else a_values[pivot].value / g_values[pivot].value
-    same = bool(scale) and all(y.value == scale * x.value for x, y in zip(g_values, a_values))
-    return same, "proportional ratios" if same else "ratios not proportional"
-
-
-def _ratio_parts(text: str) -> list[str] | None:
-    if ":" not in text or re.search(r"[=<>]|\\[a-z]*(?:eq|to|mid)\b", text):
-        return None
-    parts = [part.strip() for part in text.split(":")]
-    return parts if all(parts) else None
 
 
 def _number_in_words(text: str):
