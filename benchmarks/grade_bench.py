@@ -116,11 +116,13 @@ def speed_rows(golds: dict[str, list]) -> list[tuple[str, float]]:
     warm_up()
     mix = realistic_mix(golds)
     ours = cases_per_second(lambda g, r, b: grade(g, r, benchmark=b), mix)
+    paper = cases_per_second(lambda g, r, b: grade(g, r, benchmark=b, mode="paper"), mix)
     theirs = cases_per_second(lambda g, r, b: math_verify_correct(g, r), mix)
     ints = [("42", f"{FILLER}\nSo the final answer is $\\boxed{{{n}}}$.", None) for n in range(20000)]
     per_core = cases_per_second(lambda g, r, b: grade(g, r), ints)
     return [(f"micota robust, realistic mix ({len(mix)} cases)", ours),
-            (f"math-verify 0.9, same mix", theirs),
+            ("micota paper, same mix", paper),
+            ("math-verify 0.9, same mix", theirs),
             ("micota robust, plain integers (1 core)", per_core)]
 
 
