@@ -173,9 +173,18 @@ def _named_differently(items: list[str]) -> bool:
 
 
 def _match_unordered(gold: list[str], answer: list[str], match) -> bool:
-    """Greedy one-to-one matching (answers are lists of distinct solutions, so greedy suffices)."""
-    left = list(answer)
+    """Greedy one-to-one matching (answers are lists of distinct solutions, so greedy suffices).
+
+    Items written identically pair first, so symbolic work (about 0.1-0.5 s a call on this box)
+    is spent only on the items that differ in form."""
+    left, rest = list(answer), []
     for item in gold:
+        same = next((k for k, other in enumerate(left) if other.replace(" ", "") == item.replace(" ", "")), None)
+        if same is None:
+            rest.append(item)
+        else:
+            left.pop(same)
+    for item in rest:
         hit = next((k for k, other in enumerate(left) if match(item, other)), None)
         if hit is None:
             return False
