@@ -69,7 +69,9 @@ def test_grade_many_keeps_the_per_case_limit_inside_workers(monkeypatch):
     monkeypatch.setattr(batch, "SERIAL_BELOW", 0)
     monkeypatch.setattr(batch, "CHUNK", 2)
     slow = ("x^2+1", "\\boxed{(x+y+z+1)^{300}}")
-    verdicts = grade_many([slow, ("7", "\\boxed{7}"), slow, ("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2)
+    # 5 s: enough for (x+1)^2 on a busy 2-core box, far too little to expand a 300th power
+    verdicts = grade_many([slow, ("7", "\\boxed{7}"), slow, ("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2,
+                          time_limit_s=5)
     assert [v.correct for v in verdicts] == [False, True, False, True]
     assert "timed out" in verdicts[0].reason and "timed out" in verdicts[2].reason
 

@@ -93,6 +93,8 @@ def _times(scalar: str, cell: str) -> str:
     from micota.grade.numbers import read_number
 
     left, right = read_number(scalar.replace(" ", "")), read_number(cell.replace(" ", ""))
+    if right is not None and right.value in (1, -1) and not right.places:  # 1 times the scalar needs no algebra
+        return scalar if right.value == 1 else (scalar[1:] if scalar.startswith("-") else f"-{scalar}")
     if left is None or right is None or left.places or right.places:
         return f"{scalar} \\cdot ({cell})"
     value = left.value * right.value
