@@ -14,7 +14,7 @@ import pytest
 from micota.errors import MicotaError
 from micota.generate import EngineConfig, GenerationRequest, generate_records
 from micota.generate.openai import OpenAIEngine
-from micota.generate.openai_wire import parse_answer
+from micota.generate.openai_wire import error_detail, parse_answer
 from micota.generate.retry import RetryClock, TransientError, retry_after_seconds
 from micota.generate.writer import read_shards
 
@@ -227,6 +227,18 @@ def test_finish_reasons_abort_and_unknown_are_failures(finish, expected):
             parse_answer(answer(finish))
     else:
         assert parse_answer(answer(finish)).finish_reason == expected
+
+
+@pytest.mark.parametrize("status, retried", [(408, True), (429, True), (500, True), (502, True), (503, True),
+                                             (400, False), (401, False), (404, False), (422, False)])
+def test_timeouts_rate_limits_and_server_errors_are_retried_config_errors_are_not(status, retried):
+    from email.message import Message
+
+    headers = Message()
+    headers["Retry-After"] = "7"
+    detail = error_detail(status, headers, b'{"error": "why"}')
+    assert isinstance(detail, TransientError) == retried
+    assert (detail.retry_after_s == 7.0) if retried else ('"why"' in detail)
 
 
 def test_answers_read_reasoning_under_either_name_and_reject_garbage():
