@@ -21,6 +21,15 @@ def lab_file(tmp_path):
     return path
 
 
+@pytest.fixture()
+def oracle(tmp_path):
+    """A stand-in model folder for the fake engines (a scripted engine's `model` must exist)."""
+    folder = tmp_path / "oracle"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
+    return str(folder)
+
+
 def _config(tmp_path, models, lab_file, **extra):
     return EvaluateConfig(out_dir=str(tmp_path / "eval"), models=models, data_dir=extra.pop("data_dir"),
                           benchmarks=[{"name": "math500", "limit": 3}, {"name": "lab", "path": str(lab_file)}],
@@ -37,7 +46,7 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
     assert results["Tiny CoT"]["math500"]["max_new_tokens"] == 6
     samples = [json.loads(line) for line in (out / "samples/Tiny_CoT/math500.jsonl").read_text().splitlines()]
     assert samples[0]["prompt"].startswith("Solve the following math problem.")
-    assert {"extracted", "correct_robust", "correct_paper", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
+    assert {"extracted_robust", "extracted_paper", "correct_robust", "correct_paper", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
     assert all(0 < s["n_tokens"] <= 6 for s in samples)
     assert manifest.counts["samples"] == 7
     lab = [json.loads(line) for line in (out / "samples/Tiny_CoT/lab.jsonl").read_text().splitlines()]
@@ -64,9 +73,9 @@ class OracleEngine:
             yield Completion(request.id, text, n_tokens=10 + digit, finish_reason="stop")
 
 
-def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, monkeypatch):
+def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, oracle, monkeypatch):
     monkeypatch.setattr("micota.generate.writer.load_engine", OracleEngine)
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"  # no context guard for engines without a local model
     run(cfg)
     lab = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]["lab"]
@@ -91,7 +100,7 @@ def test_lab_benchmark_without_path_or_repeated_names_are_config_errors(tmp_path
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k", {"name": "gsm8k", "limit": 3}])
 
 
-def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, monkeypatch):
+def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, oracle, monkeypatch):
     seen = []
 
     class RecordingEngine(OracleEngine):
@@ -100,7 +109,7 @@ def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared
             yield from super().generate(requests)
 
     monkeypatch.setattr("micota.generate.writer.load_engine", RecordingEngine)
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
     cfg.engine.engine = "scripted"
     cfg.benchmarks[0].prompt = "micota_generation"
     run(cfg)
@@ -126,8 +135,8 @@ class CrashingEngine(OracleEngine):
             yield completion
 
 
-def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, monkeypatch):
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, oracle, monkeypatch):
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"
     cfg.engine.batch_size = 1  # the writer re-sends a torn batch whole; one request per batch keeps the count exact
     monkeypatch.setattr("micota.generate.writer.load_engine", CrashingEngine)
