@@ -13,12 +13,6 @@ from micota.generate.engine import Completion
 pytest.importorskip("micota.grade")
 
 
-@pytest.fixture()
-def lab_file(tmp_path):
-    path = tmp_path / "lab.jsonl"
-    rows = [{"id": f"lab-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture()

@@ -1,0 +1,25 @@
+"""Fixtures of the evaluate tests: small lab benchmark files (id, problem, answer = 2i)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture()
+def lab_rows(tmp_path):
+    """``lab_rows(n)``: the path of a lab benchmark with problems lab-0 … lab-(n-1)."""
+
+    def make(n: int):
+        path = tmp_path / f"lab-{n}.jsonl"
+        rows = [{"id": f"lab-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(n)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    return make
+
+
+@pytest.fixture()
+def lab_file(lab_rows):
+    return lab_rows(4)
