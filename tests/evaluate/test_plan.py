@@ -82,3 +82,13 @@ def test_hub_ids_pass_online_and_must_be_cached_offline(tmp_path, shared_data, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MicotaError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE=1"):
         preflight(cfg)
+
+
+def test_the_stage_module_carries_the_planner_hooks():
+    import importlib
+
+    from micota.evaluate import plan
+    from micota.pipeline.recipe import STAGE_KINDS
+
+    module = importlib.import_module(STAGE_KINDS["evaluate"].module)
+    assert module.placement is plan.placement and module.preflight is plan.preflight

@@ -30,7 +30,7 @@ from micota.evaluate.config import LAB_BENCHMARK, BenchmarkRun, EvaluateConfig
 from micota.evaluate.context import guard_requests
 from micota.evaluate.judge import JudgeCase, judge_gold, judge_replies, judged_answer, needs_judge, parse_verdict
 from micota.evaluate.metrics import count_reflection_markers, summarize_samples
-from micota.evaluate.plan import check_sources, model_engines, resolve_engine
+from micota.evaluate.plan import check_sources, model_engines, placement, preflight, resolve_engine  # the planner's hooks
 from micota.evaluate.protocols import PROTOCOLS, sample_seed
 from micota.evaluate.scoring import gold_stored, grade_modes
 from micota.evaluate.store import GENERATIONS, PRESERVED, request_id, store_dir
@@ -41,6 +41,7 @@ from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
 
 RESULTS_NAME = "results.json"
+__all__ = ["run", "placement", "preflight", "resolve_task", "evaluate_model", "score_samples", "RESULTS_NAME"]
 _GUARDED_ENGINES = {"hf", "vllm"}  # engines that run a local model with a fixed context
 
 
@@ -151,7 +152,7 @@ def _checked_limits(cfg: EvaluateConfig, model_name: str, engine: EngineConfig,
     """max_new_tokens per benchmark after the context guard (remote/scripted engines have no local context)."""
     if engine.engine not in _GUARDED_ENGINES:
         return {name: engine.max_new_tokens for name in requests}
-    groups = {name: {r.id: r.messages for r in reqs if r.meta["sample"] == 0} for name, reqs in requests.items()}
+    groups = {name: {r.meta["problem_id"]: r.messages for r in reqs if r.meta["sample"] == 0} for name, reqs in requests.items()}
     return guard_requests(engine.model, engine.tokenizer, groups, engine.max_new_tokens, policy=cfg.context_policy,
                           trust_remote_code=engine.trust_remote_code, where=f"models.{model_name}")
 
