@@ -40,7 +40,7 @@ def test_parallel_sizes_that_do_not_fit_fail_in_preflight(tmp_path, gpus, shared
     gpus(4)
     cfg = _config(tmp_path, {"Big": {"model": "Qwen/Qwen2.5-72B-Instruct", "engine": {"tensor_parallel_size": 8}}},
                   data_dir=str(shared_data))
-    with pytest.raises(MicotaError, match=r"Qwen2.5-72B-Instruct.*tensor_parallel_size 8.*needs 8 GPUs, resources give 4"):
+    with pytest.raises(MicotaError, match=r"models.Big.engine: tensor_parallel_size 8.*needs 8 GPUs, resources give 4"):
         preflight(cfg)
 
 

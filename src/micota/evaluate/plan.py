@@ -25,23 +25,42 @@ from micota.resources import Placement, Resources
 _LOCAL_MODEL_ENGINES = {"hf", "vllm"}  # engines that load model weights from `model`
 
 
-def resolve_engine(engine: EngineConfig, resources: Resources) -> EngineConfig:
-    """``engine`` with ``data_parallel_size: auto`` resolved for ``resources``; an error when it cannot fit.
-
-    auto = the visible GPUs // (tensor x pipeline parallel); on a machine without GPUs, the
-    ``hf`` engine gets ``resources.cpu_processes`` workers and the others one replica.
-    """
+# Minimal stand-ins with the signatures of micota.generate.placement (resolve_engine,
+# engine_placement, check_engine), which replaces them once the vLLM engine work is merged.
+def resolve_engine(engine: EngineConfig, resources: Optional[Resources] = None) -> EngineConfig:
+    """``engine`` with ``data_parallel_size: auto`` resolved: visible GPUs // (TP x PP); no GPU: hf gets
+    ``resources.cpu_processes`` workers, the other engines one replica."""
+    if engine.data_parallel_size != "auto":
+        return engine
+    resources = resources or Resources()
     gpus = resources.gpu_count()
     per_replica = engine.tensor_parallel_size * engine.pipeline_parallel_size
-    replicas = engine.data_parallel_size
-    if replicas == "auto":
-        replicas = max(1, gpus // per_replica) if gpus else (resources.cpu_processes if engine.engine == "hf" else 1)
-    if gpus and per_replica * replicas > gpus:
-        raise MicotaError(
-            f"engine of {engine.model!r}: tensor_parallel_size {engine.tensor_parallel_size} x pipeline_parallel_size "
-            f"{engine.pipeline_parallel_size} x data_parallel_size {replicas} needs {per_replica * replicas} GPUs, "
-            f"resources give {gpus}. Lower the parallel sizes (or data_parallel_size: auto) or raise resources.gpus.")
+    replicas = max(1, gpus // per_replica) if gpus else (resources.cpu_processes if engine.engine == "hf" else 1)
     return engine.model_copy(update={"data_parallel_size": replicas})
+
+
+def engine_placement(engine: EngineConfig, resources: Optional[Resources] = None) -> Placement:
+    """How one engine runs (what ``--dry-run`` prints)."""
+    engine = resolve_engine(engine, resources)
+    gpus = (resources or Resources()).gpu_count()
+    tp, dp = engine.tensor_parallel_size, int(engine.data_parallel_size)
+    used = tp * engine.pipeline_parallel_size * dp if gpus else 0
+    processes = dp if engine.engine == "hf" and dp > 1 else 1
+    return Placement(processes=processes, gpus=used, tensor_parallel=tp, data_parallel=dp, note=f"engine {engine.engine}")
+
+
+def check_engine(engine: EngineConfig, resources: Optional[Resources] = None, *, field: str = "engine") -> None:
+    """A MicotaError naming the field when the engine's parallel sizes need more GPUs than the resources give."""
+    resources = resources or Resources()
+    gpus = resources.gpu_count()
+    resolved = resolve_engine(engine, resources)
+    per_replica = engine.tensor_parallel_size * engine.pipeline_parallel_size
+    needed = per_replica * int(resolved.data_parallel_size)
+    if gpus and needed > gpus:
+        raise MicotaError(
+            f"{field}: tensor_parallel_size {engine.tensor_parallel_size} x pipeline_parallel_size "
+            f"{engine.pipeline_parallel_size} x data_parallel_size {resolved.data_parallel_size} needs {needed} GPUs, "
+            f"resources give {gpus}. Lower the parallel sizes (or data_parallel_size: auto) or raise resources.gpus.")
 
 
 def model_engines(cfg: EvaluateConfig) -> dict[str, EngineConfig]:
@@ -49,20 +68,17 @@ def model_engines(cfg: EvaluateConfig) -> dict[str, EngineConfig]:
     return {name: resolve_engine(cfg.engine_settings(name), cfg.resources) for name in cfg.models}
 
 
-def engine_placement(engine: EngineConfig, resources: Resources) -> Placement:
-    """How one resolved engine runs."""
-    gpus = resources.gpu_count()
-    tp, dp = engine.tensor_parallel_size, int(engine.data_parallel_size)
-    used = tp * engine.pipeline_parallel_size * dp if gpus else 0
-    processes = dp if engine.engine == "hf" and dp > 1 else 1
-    return Placement(processes=processes, gpus=used, tensor_parallel=tp, data_parallel=dp, note=f"engine {engine.engine}")
+def _engines_to_place(cfg: EvaluateConfig) -> dict[str, tuple[str, EngineConfig]]:
+    """Name -> (recipe field, engine) of every engine the stage starts: each model's and the judge's."""
+    engines = {name: (f"models.{name}.engine", cfg.engine_settings(name)) for name in cfg.models}
+    if "judge" in cfg.scoring and cfg.judge is not None:
+        engines["judge"] = ("judge.engine", cfg.judge.engine)
+    return engines
 
 
 def placement(cfg: EvaluateConfig) -> Placement:
     """The largest placement among the models (and the judge): the hardware the stage needs at most."""
-    plans = {name: engine_placement(engine, cfg.resources) for name, engine in model_engines(cfg).items()}
-    if "judge" in cfg.scoring and cfg.judge is not None:
-        plans["judge"] = engine_placement(resolve_engine(cfg.judge.engine, cfg.resources), cfg.resources)
+    plans = {name: engine_placement(engine, cfg.resources) for name, (_, engine) in _engines_to_place(cfg).items()}
     name, largest = max(plans.items(), key=lambda item: (item[1].gpus, item[1].processes, item[1].tensor_parallel))
     shapes = sorted({f"TP {p.tensor_parallel} x DP {p.data_parallel}" for p in plans.values()})
     note = f"{largest.note}; largest: {name}" + (f"; per model: {', '.join(shapes)}" if len(shapes) > 1 else "")
@@ -72,7 +88,8 @@ def placement(cfg: EvaluateConfig) -> Placement:
 def preflight(cfg: EvaluateConfig) -> None:
     """Cheap checks before any stage of the run starts: benchmark data, model sources, engine placement."""
     check_sources(cfg, run_folder=Path(cfg.out_dir).parent)
-    placement(cfg)  # raises when a model's parallel sizes do not fit the resources
+    for field, engine in _engines_to_place(cfg).values():
+        check_engine(engine, cfg.resources, field=field)
 
 
 def check_sources(cfg: EvaluateConfig, run_folder: Optional[Path] = None) -> None:
