@@ -8,7 +8,9 @@ it does, and what micota keeps:
 
 * **Which samples.** ``resp_answer = remove_boxed(last_boxed_only_string(resp))``; a sample is
   sent to the judge when ``resp_answer is not None`` and its rule match failed. micota sends the
-  samples whose ``paper`` verdict failed and that have that boxed answer (:func:`needs_judge`).
+  samples whose ``paper`` verdict failed and that have that boxed answer (:func:`needs_judge`):
+  ``paper`` mode extracts exactly that, from the response as the harness's stop string left it,
+  so the judge compares ``extracted_paper``.
   Upstream's first stage is the script's own ``is_equiv`` against ``doc['answer']`` (no
   leading-zero rule), so a sample ``paper`` accepts (AMC ``27`` vs ``27.0``) went to the judge
   there and counts correct here without asking it. GSM8K is never judged (upstream scores it with
@@ -71,17 +73,6 @@ class JudgeCase:
     problem: str
     gold: str
     answer: str
-
-
-def judged_answer(response: str) -> Optional[str]:
-    """The answer the judge compares: the content of the response's last ``\\boxed{}`` (None when none).
-
-    >>> judged_answer("so \\\\boxed{1} then \\\\boxed{\\\\frac{1}{2}}."), judged_answer("no box")
-    ('\\\\frac{1}{2}', None)
-    """
-    from micota.grade.rule import last_boxed_classic
-
-    return last_boxed_classic(response)
 
 
 def judge_gold(gold_raw: Any) -> str:

@@ -28,7 +28,7 @@ from micota.data.prompts import prompt_sha256
 from micota.errors import MicotaError
 from micota.evaluate.config import LAB_BENCHMARK, BenchmarkRun, EvaluateConfig
 from micota.evaluate.context import guard_requests
-from micota.evaluate.judge import JudgeCase, judge_gold, judge_replies, judged_answer, needs_judge, parse_verdict
+from micota.evaluate.judge import JudgeCase, judge_gold, judge_replies, needs_judge, parse_verdict
 from micota.evaluate.metrics import count_reflection_markers, summarize_samples
 from micota.evaluate.plan import check_sources, model_engines, placement, preflight, resolve_engine  # the planner's hooks
 from micota.evaluate.protocols import PROTOCOLS, sample_seed
@@ -187,7 +187,8 @@ def score_samples(cfg: EvaluateConfig, model_name: str, task: BenchmarkTask, pro
             sample.update({f"correct_{mode}": bool(per_mode[i].correct), f"extracted_{mode}": per_mode[i].extracted,
                            f"reason_{mode}": per_mode[i].reason})
         if "judge" in cfg.scoring:
-            sample.update(correct_judge=sample["correct_paper"], extracted_judge=judged_answer(record["response"]),
+            # the judge compares the paper mode's answer: upstream's remove_boxed(last_boxed_only_string(resp))
+            sample.update(correct_judge=sample["correct_paper"], extracted_judge=sample["extracted_paper"],
                           reason_judge=None)
         sample.update({
             "n_tokens": record["n_tokens"], "finish_reason": record["finish_reason"],
