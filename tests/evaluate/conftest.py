@@ -23,3 +23,18 @@ def lab_rows(tmp_path):
 @pytest.fixture()
 def lab_file(lab_rows):
     return lab_rows(4)
+
+
+# Where the generation writer looks its engines up: the one seam the fake engines of these tests replace.
+ENGINE_LOADER = "micota.generate.writer.load_engine"
+
+
+@pytest.fixture()
+def use_engine(monkeypatch):
+    """``use_engine(factory)``: the writer builds every engine as ``factory(config)`` (the real loader is
+    ``micota.generate.engine.load_engine``)."""
+
+    def install(factory):
+        monkeypatch.setattr(ENGINE_LOADER, factory)
+
+    return install

@@ -30,7 +30,7 @@ def _config(tmp_path, models, lab_file, **extra):
                           engine={"max_new_tokens": 6, "batch_size": 4, "device": "cpu"}, progress=False, **extra)
 
 
-def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_data, lab_file, monkeypatch):
+def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_data, lab_file, use_engine):
     cfg = _config(tmp_path, {"Tiny CoT": str(tiny_model)}, lab_file, data_dir=str(shared_data))
     manifest = run(cfg)
     out = tmp_path / "eval"
@@ -49,7 +49,7 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
     def no_engine(_config):
         raise AssertionError("a finished evaluation must not generate again")
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", no_engine)
+    use_engine(no_engine)
     assert run(cfg).config_sha256 == manifest.config_sha256
 
 
@@ -67,8 +67,8 @@ class OracleEngine:
             yield Completion(request.id, text, n_tokens=10 + digit, finish_reason="stop")
 
 
-def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, oracle, monkeypatch):
-    monkeypatch.setattr("micota.generate.writer.load_engine", OracleEngine)
+def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, oracle, use_engine):
+    use_engine(OracleEngine)
     cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"  # no context guard for engines without a local model
     run(cfg)
@@ -94,7 +94,7 @@ def test_lab_benchmark_without_path_or_repeated_names_are_config_errors(tmp_path
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k", {"name": "gsm8k", "limit": 3}])
 
 
-def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, oracle, monkeypatch):
+def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, oracle, use_engine):
     seen = []
 
     class RecordingEngine(OracleEngine):
@@ -102,7 +102,7 @@ def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared
             seen.extend(requests)
             yield from super().generate(requests)
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", RecordingEngine)
+    use_engine(RecordingEngine)
     cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
     cfg.engine.engine = "scripted"
     cfg.benchmarks[0].prompt = "micota_generation"
@@ -129,11 +129,11 @@ class CrashingEngine(OracleEngine):
             yield completion
 
 
-def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, oracle, monkeypatch):
+def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, oracle, use_engine):
     cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"
     cfg.engine.batch_size = 1  # the writer re-sends a torn batch whole; one request per batch keeps the count exact
-    monkeypatch.setattr("micota.generate.writer.load_engine", CrashingEngine)
+    use_engine(CrashingEngine)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     seen: list[str] = []
@@ -143,7 +143,7 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
             seen.extend(r.id for r in requests)
             yield from super().generate(requests)
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", CountingEngine)
+    use_engine(CountingEngine)
     run(cfg)
     assert len(seen) == 7 - 3  # 3 math500 + 4 lab requests, 3 already on disk
     results = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]

@@ -97,8 +97,8 @@ def _config(tmp_path, lab_file, models, **extra):
                           **extra)
 
 
-def test_judge_scores_paper_failures_with_a_boxed_answer_once_per_distinct_case(tmp_path, lab_file, monkeypatch):
-    monkeypatch.setattr(writer, "load_engine", FakeModels)
+def test_judge_scores_paper_failures_with_a_boxed_answer_once_per_distinct_case(tmp_path, lab_file, use_engine):
+    use_engine(FakeModels)
     FakeModels.judge_requests = []
     (tmp_path / "b").mkdir()
     cfg = _config(tmp_path, lab_file, {"A": str(lab_file), "B": str(tmp_path / "b")})
@@ -122,7 +122,7 @@ def test_judge_scores_paper_failures_with_a_boxed_answer_once_per_distinct_case(
     assert FakeModels.judge_requests == []  # replies are kept like generations
 
 
-def test_a_judge_killed_midway_resumes_with_the_rest(tmp_path, lab_file, monkeypatch):
+def test_a_judge_killed_midway_resumes_with_the_rest(tmp_path, lab_file, use_engine):
     class DyingJudge(FakeModels):
         answered = 0
 
@@ -134,22 +134,22 @@ def test_a_judge_killed_midway_resumes_with_the_rest(tmp_path, lab_file, monkeyp
                     DyingJudge.answered += 1
                 yield completion
 
-    monkeypatch.setattr(writer, "load_engine", DyingJudge)
+    use_engine(DyingJudge)
     FakeModels.judge_requests = []
     cfg = _config(tmp_path, lab_file, {"A": str(lab_file)})
     cfg.judge.engine.batch_size = 1  # the writer re-sends a torn batch whole; one request per batch counts exactly
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
-    monkeypatch.setattr(writer, "load_engine", FakeModels)
+    use_engine(FakeModels)
     FakeModels.judge_requests = []
     run(cfg)
     assert len(FakeModels.judge_requests) == 2  # one of three was on disk
 
 
-def test_tiny_model_as_judge_through_the_hf_engine(tmp_path, lab_file, tiny_model, monkeypatch):
+def test_tiny_model_as_judge_through_the_hf_engine(tmp_path, lab_file, tiny_model, use_engine):
     """The plumbing with a real engine: its verdicts are noise, the records are not."""
-    real = writer.load_engine
-    monkeypatch.setattr(writer, "load_engine", lambda c: real(c) if c.model == str(tiny_model) else FakeModels(c))
+    from micota.generate.engine import load_engine as real
+    use_engine(lambda c: real(c) if c.model == str(tiny_model) else FakeModels(c))
     cfg = _config(tmp_path, lab_file, {"A": str(lab_file)})
     cfg.judge = JudgeConfig(engine={"engine": "hf", "model": str(tiny_model), "dtype": "float32", "device": "cpu",
                                     "max_new_tokens": 4})

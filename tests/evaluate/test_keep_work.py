@@ -8,7 +8,6 @@ import json
 import pytest
 
 from micota.evaluate import EvaluateConfig, run
-from micota.generate import writer
 from tests.conftest import build_tiny_model
 
 pytest.importorskip("micota.grade")
@@ -20,24 +19,34 @@ def second_model(tmp_path_factory):
 
 
 @pytest.fixture()
-def loads(monkeypatch):
-    """The model of every engine the writer loads, and the requests it is sent (the real hf engine runs)."""
+def loads(use_engine):
+    """The model of every engine the writer loads and the requests it is sent (the real hf engine runs).
+
+    ``loads["die_after"] = (model, n)`` makes that model's engine die like a killed job after n samples.
+    """
+    from micota.generate.engine import load_engine
+
     seen = {"models": [], "requests": 0}
-    real = writer.load_engine
 
     def counting(config):
         seen["models"].append(config.model)
-        engine = real(config)
+        engine = load_engine(config)
         generate = engine.generate
 
         def counted(requests):
             seen["requests"] += len(requests)
-            yield from generate(requests)
+            for completion in generate(requests):
+                model, left = seen.get("die_after", (None, 0))
+                if model == config.model:
+                    if left == 0:
+                        raise KeyboardInterrupt
+                    seen["die_after"] = (model, left - 1)
+                yield completion
 
         engine.generate = counted
         return engine
 
-    monkeypatch.setattr(writer, "load_engine", counting)
+    use_engine(counting)
     return seen
 
 
@@ -110,21 +119,12 @@ def test_what_the_model_sees_or_how_it_samples_is_generated_again(tmp_path, tiny
 
 
 def test_a_killed_second_model_resumes_and_the_first_is_not_redone(tmp_path, tiny_model, second_model, shared_data,
-                                                                    loads, monkeypatch):
+                                                                    loads):
     cfg = _config(tmp_path, {"A": str(tiny_model), "B": str(second_model)}, shared_data, batch_size=1)
-    real = writer._write_chunk
-    written = []
-
-    def dies_in_b(engine, chunk, done, handle, sampling, bar):
-        if len(written) == 7:  # A's 5 samples and 2 of B's
-            raise KeyboardInterrupt
-        real(engine, chunk, done, handle, sampling, bar)
-        written.append(chunk[0].id)
-
-    monkeypatch.setattr(writer, "_write_chunk", dies_in_b)
+    loads["die_after"] = (str(second_model), 2)  # A's 5 samples are done, then B dies after 2 of its 5
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
-    monkeypatch.setattr(writer, "_write_chunk", real)
+    loads.pop("die_after")
     loads["models"].clear(), loads.update(requests=0)
     run(cfg)
     assert loads == {"models": [str(second_model)], "requests": 3}

@@ -53,8 +53,8 @@ class SetEngine:
 
 
 
-def test_sampled_protocol_reports_pass1_mean_std_and_majority(tmp_path, lab_file, monkeypatch):
-    monkeypatch.setattr("micota.generate.writer.load_engine", SetEngine)
+def test_sampled_protocol_reports_pass1_mean_std_and_majority(tmp_path, lab_file, use_engine):
+    use_engine(SetEngine)
     SetEngine.seeds = []
     cfg = EvaluateConfig(out_dir=str(tmp_path / "eval"), models={"M": str(lab_file)}, protocol="sampled", samples=3,
                          benchmarks=[{"name": "lab", "path": str(lab_file)}], progress=False,
@@ -77,8 +77,8 @@ def test_sampled_protocol_reports_pass1_mean_std_and_majority(tmp_path, lab_file
     assert dict(SetEngine.seeds) == seeds  # seeds depend on the request, not on order or run
 
 
-def test_greedy_results_have_no_spread_fields(tmp_path, lab_file, monkeypatch):
-    monkeypatch.setattr("micota.generate.writer.load_engine", SetEngine)
+def test_greedy_results_have_no_spread_fields(tmp_path, lab_file, use_engine):
+    use_engine(SetEngine)
     cfg = EvaluateConfig(out_dir=str(tmp_path / "eval"), models={"M": str(lab_file)}, progress=False,
                          benchmarks=[{"name": "lab", "path": str(lab_file)}], engine={"engine": "scripted"})
     run(cfg)
