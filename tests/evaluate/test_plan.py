@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from micota.errors import MicotaError
-from micota.evaluate import EvaluateConfig, run
+from micota.evaluate import EvaluateConfig, JudgeConfig, run
 from micota.evaluate.plan import check_sources, model_engines, placement, preflight
 
 
@@ -38,19 +38,21 @@ def test_per_model_overrides_merge_over_the_shared_engine(tmp_path, gpus):
 
 def test_parallel_sizes_that_do_not_fit_fail_in_preflight(tmp_path, gpus, shared_data):
     gpus(4)
-    cfg = _config(tmp_path, {"Big": {"model": "Qwen/Qwen2.5-72B-Instruct", "engine": {"tensor_parallel_size": 8}}},
-                  data_dir=str(shared_data))
-    with pytest.raises(MicotaError, match=r"models.Big.engine: tensor_parallel_size 8.*needs 8 GPUs, resources give 4"):
+    cfg = _config(tmp_path, {"Big": {"model": "Qwen/Qwen2.5-7B-Instruct", "engine": {"data_parallel_size": 8}}},
+                  data_dir=str(shared_data), engine={"engine": "hf"})
+    with pytest.raises(MicotaError, match=r"models\.Big\.engine.*data_parallel_size.* 8 GPUs.* 4"):
         preflight(cfg)
 
 
 def test_cpu_placement_and_judge(tmp_path, gpus):
     gpus(0)
     cfg = _config(tmp_path, {"A": "Qwen/Qwen2.5-3B-Instruct"}, engine={"engine": "hf", "data_parallel_size": "auto"},
-                  resources={"cpu_processes": 2}, scoring=["robust", "judge"],
-                  judge={"engine": {"engine": "vllm", "tensor_parallel_size": 2}})
+                  resources={"cpu_processes": 2})
     plan = placement(cfg)
-    assert (plan.processes, plan.gpus, plan.data_parallel) == (2, 0, 2)
+    assert (plan.processes, plan.gpus, plan.data_parallel) == (2, 0, 2)  # hf workers on CPU
+    judged = cfg.model_copy(update={"scoring": ["robust", "paper", "judge"],
+                                    "judge": JudgeConfig(engine={"engine": "vllm", "tensor_parallel_size": 2})})
+    assert placement(judged).tensor_parallel == 2 and "largest: judge" in placement(judged).note
 
 
 def test_missing_benchmark_folder_names_benchmark_path_and_fix(tmp_path):

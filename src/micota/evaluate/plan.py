@@ -77,9 +77,9 @@ def _engines_to_place(cfg: EvaluateConfig) -> dict[str, tuple[str, EngineConfig]
 
 
 def placement(cfg: EvaluateConfig) -> Placement:
-    """The largest placement among the models (and the judge): the hardware the stage needs at most."""
+    """The largest placement among the models (and the judge): most GPUs, then the widest tensor parallelism."""
     plans = {name: engine_placement(engine, cfg.resources) for name, (_, engine) in _engines_to_place(cfg).items()}
-    name, largest = max(plans.items(), key=lambda item: (item[1].gpus, item[1].processes, item[1].tensor_parallel))
+    name, largest = max(plans.items(), key=lambda item: (item[1].gpus, item[1].tensor_parallel, item[1].processes))
     shapes = sorted({f"TP {p.tensor_parallel} x DP {p.data_parallel}" for p in plans.values()})
     note = f"{largest.note}; largest: {name}" + (f"; per model: {', '.join(shapes)}" if len(shapes) > 1 else "")
     return Placement(largest.processes, largest.gpus, largest.tensor_parallel, largest.data_parallel, note)
