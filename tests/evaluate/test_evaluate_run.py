@@ -153,3 +153,26 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
 def test_engine_model_is_rejected_in_favour_of_models(tmp_path):
     with pytest.raises(ValueError, match="evaluate takes its models from `models:`"):
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k"], engine={"model": "x"})
+
+
+class GoldEngine(OracleEngine):
+    """Boxes every problem's clean gold, as the papers' prompt asks."""
+
+    def generate(self, requests):
+        for request in requests:
+            yield Completion(request.id, f"Final Answer: \\boxed{{{request.meta['gold']}}}", n_tokens=5, finish_reason="stop")
+
+
+def test_paper_scores_golds_as_the_papers_harness_does(tmp_path, shared_data, oracle, use_engine):
+    """Each scoring mode gets its own gold: AMC's float `27.0` and AIME's `025` match a boxed `27`/`25` in paper mode
+    (the tasks' leading-zero rule), OlympiadBench's 266 `$`-wrapped `final_answer[0]` golds never match there."""
+    use_engine(GoldEngine)
+    cfg = EvaluateConfig(out_dir=str(tmp_path / "eval"), models={"Gold": oracle}, data_dir=str(shared_data),
+                         benchmarks=["amc23", "aime24", "olympiadbench"], engine={"engine": "scripted"}, progress=False)
+    run(cfg)
+    results = json.loads((tmp_path / "eval/results.json").read_text())["Gold"]
+    assert {b: r["accuracy_robust"] for b, r in results.items()} == {"amc23": 1.0, "aime24": 1.0, "olympiadbench": 1.0}
+    assert results["amc23"]["accuracy_paper"] == 1.0 and results["aime24"]["accuracy_paper"] == 1.0
+    assert results["olympiadbench"]["accuracy_paper"] == pytest.approx((675 - 266) / 675)
+    amc = json.loads((tmp_path / "eval/samples/Gold/amc23.jsonl").read_text().splitlines()[0])
+    assert amc["reason_paper"].startswith("AMC match")
