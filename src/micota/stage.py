@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel
 
 from micota.config import config_sha256
-from micota.errors import MicotaError
+from micota.errors import MicotaError, is_no_room, no_room_message
 from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
 
 CONFIG_NAME = "config.yaml"
@@ -70,7 +70,7 @@ def run_stage(
     _prepare_dir(out_dir, config_sha, resumable, preserve)
     (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
-    result = body(out_dir)
+    result = _run_body(stage, body, out_dir, resumable)
     manifest = Manifest(
         stage=stage,
         config_sha256=config_sha,
@@ -98,3 +98,16 @@ def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool, preserve: tupl
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(config_sha)
+
+
+def _run_body(stage: str, body: Callable[[Path], StageResult], out_dir: Path, resumable: bool) -> StageResult:
+    """``body(out_dir)``, with a full disk (or quota, or file-size limit) reported as a MicotaError."""
+    try:
+        return body(out_dir)
+    except OSError as exc:
+        if not is_no_room(exc):
+            raise
+        then = "it resumes from the work already written" if resumable else "the stage starts again"
+        raise MicotaError(f"stage {stage!r}: {no_room_message(getattr(exc, 'filename', None) or out_dir, exc)} Nothing is "
+                          f"marked done (no manifest.json in {out_dir}). Free space and re-run: {then}.") from None
+

@@ -20,7 +20,7 @@ from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.hub import check_model_source, load_tokenizer
 from micota.manifest import Manifest
-from micota.sft.data import SFTRows, load_sft_rows
+from micota.sft.data import SFTRows, check_data_files, load_sft_rows
 from micota.stage import StageResult, run_stage
 
 MODEL_DIR = "model"
@@ -76,6 +76,8 @@ def world_size() -> int:
 def run(cfg: SFTConfig) -> Manifest:
     """Train (resuming from the last checkpoint of an interrupted same-config run) and save the model."""
     check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
+    load_tokenizer(cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code, field="sft.tokenizer", model=cfg.model)
+    check_data_files(cfg.data)  # an empty dataset fails before the stage folder is touched
     inputs: dict[str, str | Path] = {f"data[{i}]": p for i, p in enumerate(cfg.data)}
     if Path(cfg.model).exists():
         inputs["model"] = cfg.model
