@@ -69,7 +69,7 @@ def test_sigkill_mid_training_resumes_from_checkpoint(tiny_model, tmp_path):
 
 
 def test_resume_skips_and_removes_checkpoints_a_kill_cut_short(tmp_path):
-    from micota.sft.run import last_complete_checkpoint
+    from micota.sft.train import last_complete_checkpoint
 
     for step, state in ((2, '{"global_step": 2}'), (4, None), (6, '{"global_st')):
         folder = tmp_path / f"checkpoint-{step}"
