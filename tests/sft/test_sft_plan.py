@@ -144,3 +144,21 @@ def test_placement_fields_stay_out_of_the_config_hash(tmp_path):
                          ("use_liger_kernel", True), ("report_to", ["wandb"]), ("resources", {"gpus": 2})]:
         assert config_sha256(cfg(tmp_path, **{field: value})) == base, field
     assert config_sha256(cfg(tmp_path, learning_rate=2e-5)) != base
+
+
+def test_preflight_refuses_to_run_inside_a_launcher(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    with pytest.raises(MicotaError, match="started under a launcher .WORLD_SIZE=8.. The stage launches its own ranks"):
+        run.preflight(cfg(tmp_path))
+
+
+def test_failure_cause_is_the_ranks_exception_not_the_launcher_trace(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("$ python -m torch.distributed.run ...\n[rank1]: Traceback (most recent call last):\n"
+                   "[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+                   "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n")
+    assert launch._cause(log) == " (torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB)"
+    log.write_text(f"noise\n{launch.ERROR_MARK}sft: the training data is empty (d.jsonl).\nValueError: later\n")
+    assert launch._cause(log) == ": sft: the training data is empty (d.jsonl)."
+    log.write_text("nothing useful\n")
+    assert launch._cause(log) == ""

@@ -151,8 +151,15 @@ def preflight(cfg: SFTConfig) -> None:
 
 
 def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
+    import os
+
     where = f"sft ({cfg.out_dir})"
     row = LAUNCHERS[plan.launcher]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would prepare the folder and launch its own ranks
+        raise MicotaError(
+            f"{where}: started under a launcher (WORLD_SIZE={os.environ['WORLD_SIZE']}). The stage launches its own "
+            "ranks: run `micota sft` / `micota run` as one process and size it with num_processes or resources."
+        )
     if plan.launcher == "inline" and plan.processes > 1:
         raise MicotaError(f"{where}: launcher: inline trains in one process, but {plan.processes} are asked; use launcher: auto.")
     if plan.launcher not in DISTRIBUTED[cfg.distributed].launchers:
