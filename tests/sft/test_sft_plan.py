@@ -26,7 +26,8 @@ def gpus(monkeypatch):
     """Pretend this machine has N visible GPUs."""
 
     def set_gpus(n: int) -> None:
-        monkeypatch.setattr("micota.resources.visible_gpu_count", lambda: n)
+        for module in (importlib.import_module("micota.resources"), launch, run):  # every place that asks
+            monkeypatch.setattr(module, "visible_gpu_count", lambda: n)
 
     return set_gpus
 
@@ -42,6 +43,7 @@ def gpus(monkeypatch):
         (8, {"resources": {"gpus": 4}}, ("accelerate", 4, 4)),
         (1, {"distributed": "zero3"}, ("accelerate", 1, 1)),  # DeepSpeed needs a launcher even for one process
         (8, {"resources": {"gpus": 0, "cpu_processes": 2}}, ("torchrun", 2, 0)),  # GPUs visible but not asked for
+        (8, {"num_processes": 1}, ("accelerate", 1, 1)),  # inline would see 8 GPUs (DataParallel): a child on one
     ],
 )
 def test_launch_plan_rows(tmp_path, gpus, visible, fields, expected):
@@ -92,6 +94,7 @@ def test_placement_is_what_dry_run_prints(tmp_path, gpus):
     "visible, fields, message",
     [
         (0, {"launcher": "inline", "num_processes": 2}, "launcher: inline trains in one process"),
+        (4, {"launcher": "inline", "num_processes": 1}, "launcher: inline sees 4 GPUs, and TRL refuses the nn.DataParallel"),
         (8, {"launcher": "torchrun", "distributed": "zero3"}, "distributed: zero3 runs under launcher: accelerate"),
         (2, {"num_processes": 4}, "num_processes: 4 but the stage may use 2 GPU"),
         (2, {"resources": {"gpus": 4}}, "resources.gpus: 4 but 2 GPU"),
@@ -162,3 +165,11 @@ def test_failure_cause_is_the_ranks_exception_not_the_launcher_trace(tmp_path):
     assert launch._cause(log) == ": sft: the training data is empty (d.jsonl)."
     log.write_text("nothing useful\n")
     assert launch._cause(log) == ""
+
+
+def test_ranks_see_only_the_stages_gpus(gpus, monkeypatch):
+    gpus(8)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert launch.stage_devices(2) == "0,1" and launch.stage_devices(0) == ""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5,7")
+    assert launch.stage_devices(2) == "3,5"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from micota.errors import MicotaError
 from micota.jsonl import write_json
+from micota.resources import visible_gpu_count
 
 if TYPE_CHECKING:
     from micota.sft.run import SFTConfig
@@ -117,7 +118,9 @@ def launch_plan(cfg: "SFTConfig") -> LaunchPlan:
         processes = gpus if gpus > 0 else cfg.resources.cpu_processes
     launcher, can_run = cfg.launcher, DISTRIBUTED[cfg.distributed].launchers
     if launcher == "auto":
-        if processes == 1 and "inline" in can_run:
+        # Inline only where the orchestrator sees at most one GPU: with more, the Trainer would wrap the
+        # model in nn.DataParallel, which TRL's SFTTrainer refuses; a child sees only its own GPUs.
+        if processes == 1 and "inline" in can_run and visible_gpu_count() <= 1:
             launcher = "inline"
         else:
             launcher = "torchrun" if gpus == 0 and "torchrun" in can_run else "accelerate"
@@ -153,8 +156,7 @@ def run_launched(plan: LaunchPlan, out: Path, *, echo: bool) -> dict:
     (out / RESULT_NAME).unlink(missing_ok=True)
     command = launch_command(plan, out / "config.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _with_this_micota(os.environ.get("PYTHONPATH", ""))}
-    if not plan.gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # resources ask for CPU ranks even where GPUs are visible
+    env["CUDA_VISIBLE_DEVICES"] = stage_devices(plan.gpus)  # the ranks see the stage's GPUs only ("" = CPU ranks)
     with log_path.open("ab") as log:
         log.write(("$ " + " ".join(command) + "\n").encode())
         log.flush()
@@ -167,6 +169,13 @@ def run_launched(plan: LaunchPlan, out: Path, *, echo: bool) -> dict:
     result = json.loads((out / RESULT_NAME).read_text(encoding="utf-8"))
     (out / RESULT_NAME).unlink()
     return result
+
+
+def stage_devices(gpus: int) -> str:
+    """CUDA_VISIBLE_DEVICES for the ranks: the first ``gpus`` of the devices this process sees."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(visible_gpu_count())]
+    return ",".join(d.strip() for d in devices[:gpus])
 
 
 def _with_this_micota(pythonpath: str) -> str:

@@ -27,7 +27,7 @@ from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.hub import check_model_source
 from micota.manifest import Manifest
-from micota.resources import Placement, Resources
+from micota.resources import Placement, Resources, visible_gpu_count
 from micota.sft.launch import DISTRIBUTED, LAUNCHERS, LaunchPlan, check_precision, launch_plan, module_available, run_launched
 from micota.stage import StageResult, run_stage
 
@@ -162,6 +162,11 @@ def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
         )
     if plan.launcher == "inline" and plan.processes > 1:
         raise MicotaError(f"{where}: launcher: inline trains in one process, but {plan.processes} are asked; use launcher: auto.")
+    if plan.launcher == "inline" and visible_gpu_count() > 1:
+        raise MicotaError(
+            f"{where}: launcher: inline sees {visible_gpu_count()} GPUs, and TRL refuses the nn.DataParallel the Trainer would "
+            "use; use launcher: auto (a child process on one GPU) or set CUDA_VISIBLE_DEVICES to one GPU."
+        )
     if plan.launcher not in DISTRIBUTED[cfg.distributed].launchers:
         allowed = " or ".join(DISTRIBUTED[cfg.distributed].launchers)
         raise MicotaError(f"{where}: distributed: {cfg.distributed} runs under launcher: {allowed}, not {plan.launcher}.")
@@ -173,8 +178,6 @@ def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
 
 
 def _check_gpus(cfg: SFTConfig, plan: LaunchPlan) -> None:
-    from micota.resources import visible_gpu_count
-
     where = f"sft ({cfg.out_dir})"
     visible = visible_gpu_count()
     if cfg.resources.gpus != "auto" and cfg.resources.gpus > visible:
