@@ -128,3 +128,28 @@ def test_mix_refuses_an_empty_source(tmp_path):
                                                                                  {"data": str(empty), "ratio": 4}]}))
     assert_one_clear_error(cli("mix", "-c", cfg), f"sources[1].data: {empty} holds no samples (made by the filter stage")
     assert not (tmp_path / "mix" / "manifest.json").exists() and not (tmp_path / "mix" / "data.jsonl").exists()
+
+
+def test_a_stage_that_runs_out_of_room_says_so_and_is_not_marked_done(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    data = _jsonl(tmp_path / "data.jsonl", [_generated(i) for i in range(200)])
+    out = tmp_path / "filter"
+    cfg = tmp_path / "filter.yaml"
+    cfg.write_text(yaml.safe_dump({"out_dir": str(out), "data": str(data)}))
+    limit = data.stat().st_size // 2  # data.jsonl (all kept) cannot be written whole
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "micota", "filter", "-c", str(cfg)], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "PATH": "/usr/bin:/bin"},
+                            preexec_fn=limit_file_size, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"error: stage 'filter': {out}: no room to write (File too large;" in errors[0]
+    assert f"Nothing is marked done (no manifest.json in {out}). Free space and re-run: the stage starts again." in errors[0]
+    assert sorted(p.name for p in out.iterdir() if p.name != ".partial-config-sha256") == ["config.yaml", "dropped.jsonl"]
+    assert cli("filter", "-c", cfg).exit_code == 0 and (out / "manifest.json").exists()  # with room again

@@ -142,3 +142,27 @@ def test_full_disk_mid_generation_then_resume_after_space_is_freed(reference, ti
     kept = _check_failure(first, out_dir, "No space left on device", left=saved / "after-failure")
     assert int((saved / "second.rc").read_text()) == 0, (saved / "second.err").read_text()
     _check_resumed(saved / "after-resume", expected, kept)
+
+
+def test_a_shard_damaged_outside_micota_is_named_by_line_on_resume(reference, tiny_model, tmp_path):
+    prompts_dir, expected = reference
+    shutil.copy(prompts_dir / "prompts.jsonl", tmp_path / "prompts.jsonl")
+    out_dir = tmp_path / "gen"
+    cfg = _config(tmp_path, out_dir, tiny_model, "damaged")
+    limit = len(expected) // 3
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    assert _generate(cfg, preexec_fn=limit_file_size).returncode == 2  # a partial run to resume
+    shard = out_dir / "shards" / "part-00000.jsonl"
+    lines = shard.read_bytes().splitlines(keepends=True)
+    lines[1] = b"\0" * 300 + b"\n"  # a page lost to a failed writeback reads back as NULs
+    shard.write_bytes(b"".join(lines))
+    result = _generate(cfg)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{shard}:2: not a complete sample record" in errors[0] and "Delete that line" in errors[0]
+    del lines[1]  # what the user does
+    shard.write_bytes(b"".join(lines))
+    assert _generate(cfg).returncode == 0 and (out_dir / "data.jsonl").read_bytes() == expected

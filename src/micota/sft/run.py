@@ -151,6 +151,11 @@ def preflight(cfg: SFTConfig) -> None:
     except ValueError as exc:
         raise MicotaError(f"sft ({cfg.out_dir}): {exc}.") from None
     _check_kernels(cfg, plan)
+    model = Path(cfg.model)
+    if model.exists() and not model.resolve().is_relative_to(Path(cfg.out_dir).resolve().parent):
+        # a damaged download fails before any stage of the run; a model an earlier stage of this run
+        # makes is checked when this stage starts (that stage may still rewrite it)
+        check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
 
 
 def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
