@@ -73,6 +73,35 @@ def load_tokenizer(source: str, *, trust_remote_code: bool = False, field: str =
     return tokenizer
 
 
+def load_causal_lm(source: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False, field: str = "model") -> Any:
+    """AutoModelForCausalLM in eval mode on ``device``; errors name the field and the source."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if is_local(source) and Path(source).is_dir():
+        check_weight_files(source, field=field)
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise MicotaError(f"{field}: could not load a model from {source!r}: {_first_line(exc)}") from None
+    return model.to(device).eval()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_tokenizer_fits(tokenizer: Any, source: str, model: str, *, field: str, trust_remote_code: bool = False) -> None:
     """A MicotaError naming both paths and sizes unless ``tokenizer`` (loaded from ``source``) belongs to ``model``.
 
@@ -151,32 +180,3 @@ def _model_config(model: str) -> dict[str, Any] | None:
 
 def _has_tokenizer(folder: Path) -> bool:
     return any((folder / name).is_file() for name in _TOKENIZER_FILES)
-
-
-def load_causal_lm(source: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False, field: str = "model") -> Any:
-    """AutoModelForCausalLM in eval mode on ``device``; errors name the field and the source."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if is_local(source) and Path(source).is_dir():
-        check_weight_files(source, field=field)
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise MicotaError(f"{field}: could not load a model from {source!r}: {_first_line(exc)}") from None
-    return model.to(device).eval()
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
