@@ -131,4 +131,3 @@ def is_stage_done(stage_dir: str | Path, config_sha: str, inputs: dict[str, str]
     """True when the stage finished with exactly this config and these input hashes."""
     manifest = read_manifest(stage_dir)
     return manifest is not None and manifest.config_sha256 == config_sha and manifest.inputs == inputs
-
