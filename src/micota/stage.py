@@ -8,21 +8,26 @@ writes outputs into the stage folder. ``run_stage``:
 * otherwise removes stale outputs (unless the stage is ``resumable`` and its partial
   outputs were made by the same config), writes ``config.yaml``, runs the body, and writes
   ``manifest.json`` last, atomically, so an interrupted stage never looks done.
+
+Subfolders named in ``preserve`` survive a config change: the stage keys their contents by
+content (evaluate's generations, per model, benchmark and sampling settings), so they stay
+valid whatever else in the config changed.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 from pydantic import BaseModel
 
 from micota.config import config_sha256
-from micota.errors import MicotaError
+from micota.errors import MicotaError, is_no_room, no_room_message
 from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
 
 CONFIG_NAME = "config.yaml"
@@ -46,12 +51,13 @@ def run_stage(
     body: Callable[[Path], StageResult],
     *,
     resumable: bool = False,
+    preserve: tuple[str, ...] = (),
 ) -> Manifest:
     """Run ``body(out_dir)`` unless the stage is already done; return the stage's manifest.
 
     Config fields marked :data:`micota.config.NOT_HASHED` (``out_dir``, progress bars, batch
     sizes, server addresses) do not enter the config hash: they do not change what the stage
-    produces.
+    produces. ``preserve`` names subfolders of ``out_dir`` that are never cleared.
     """
     out_dir = Path(out_dir)
     missing = {name: str(p) for name, p in inputs.items() if not Path(p).exists()}
@@ -62,30 +68,51 @@ def run_stage(
     hashes = input_hashes(inputs)
     if is_stage_done(out_dir, config_sha, hashes):
         return read_manifest(out_dir)
-    _prepare_dir(out_dir, config_sha, resumable)
-    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    started = time.perf_counter()
-    result = body(out_dir)
-    manifest = Manifest(
-        stage=stage,
-        config_sha256=config_sha,
-        inputs=hashes,
-        outputs=result.outputs,
-        counts=result.counts,
-        metrics=result.metrics,
-        wall_time_s=round(time.perf_counter() - started, 3),
-    )
-    write_manifest(out_dir, manifest)
+    with _no_room_reported(stage, out_dir, resumable):
+        _prepare_dir(out_dir, config_sha, resumable, preserve)
+        (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        started = time.perf_counter()
+        result = body(out_dir)
+        manifest = Manifest(
+            stage=stage,
+            config_sha256=config_sha,
+            inputs=hashes,
+            outputs=result.outputs,
+            counts=result.counts,
+            metrics=result.metrics,
+            wall_time_s=round(time.perf_counter() - started, 3),
+        )
+        write_manifest(out_dir, manifest)
     (out_dir / _PARTIAL_MARK).unlink(missing_ok=True)
     return manifest
 
 
-def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool) -> None:
-    """Clear what a previous, different run left; keep a same-config partial run if resumable."""
+def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool, preserve: tuple[str, ...] = ()) -> None:
+    """Clear what a previous, different run left (but the ``preserve`` subfolders); keep a
+    same-config partial run if resumable."""
     mark = out_dir / _PARTIAL_MARK
     keep = resumable and mark.is_file() and mark.read_text().strip() == config_sha
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     if out_dir.exists() and not keep:
-        shutil.rmtree(out_dir)
+        for child in out_dir.iterdir():
+            if child.name in preserve and child.is_dir():
+                continue
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(config_sha)
+
+
+@contextmanager
+def _no_room_reported(stage: str, out_dir: Path, resumable: bool) -> Iterator[None]:
+    """A full disk (or quota, or file-size limit) while the stage writes becomes a MicotaError that says what is kept.
+
+    The manifest is written last, so a stage stopped here is never marked done.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_no_room(exc):
+            raise
+        then = "it resumes from the work already written" if resumable else "the stage starts again"
+        raise MicotaError(f"stage {stage!r}: {no_room_message(getattr(exc, 'filename', None) or out_dir, exc)} Nothing is "
+                          f"marked done (no manifest.json in {out_dir}). Free space and re-run: {then}.") from None
