@@ -82,7 +82,7 @@ class HFEngine:
         else:
             kept, finish, n_tokens = new_ids[:stop_at], "stop", stop_at + 1  # the stop token counts, as in vLLM
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        cut = _first_stop_string(text, self.sampling["stop"])
+        cut = first_stop_string(text, self.sampling["stop"])
         if cut is not None:  # the stop text is not kept; count tokens up to the one that completed it, as vLLM does
             n_tokens = _tokens_until(self.tokenizer, kept, self.sampling["stop"])
             text, finish = text[:cut], "stop"
@@ -114,7 +114,8 @@ def _batch_seed(base_seed: int, requests: list[GenerationRequest]) -> int:
     return request_seed(base_seed, key, None)
 
 
-def _first_stop_string(text: str, stops: list[str]) -> int | None:
+def first_stop_string(text: str, stops: list[str]) -> int | None:
+    """Where the first stop string starts in ``text`` (None: none occurs)."""
     hits = [text.find(s) for s in stops if s and s in text]
     return min(hits) if hits else None
 
@@ -124,7 +125,7 @@ def _tokens_until(tokenizer: Any, ids: list[int], stops: list[str]) -> int:
     low, high = 1, len(ids)
     while low < high:
         mid = (low + high) // 2
-        if _first_stop_string(tokenizer.decode(ids[:mid], skip_special_tokens=True), stops) is None:
+        if first_stop_string(tokenizer.decode(ids[:mid], skip_special_tokens=True), stops) is None:
             low = mid + 1
         else:
             high = mid
