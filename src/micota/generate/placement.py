@@ -64,7 +64,7 @@ def check_engine(engine: EngineConfig, resources: Optional[Resources] = None, *,
     from micota.generate.memory import check_fits
 
     resources = resources or Resources()
-    if engine.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    if engine.engine == "vllm" and not vllm_installed():
         from micota.generate.vllm import VLLM_RELEASE
 
         raise MicotaError(
@@ -74,13 +74,19 @@ def check_engine(engine: EngineConfig, resources: Optional[Resources] = None, *,
         )
     visible = visible_gpu_count()
     if resources.gpus != "auto" and resources.gpus > visible:
+        fix = f"auto or at most {visible}" if visible else "0 (or auto) on a machine without GPUs"
         raise MicotaError(f"resources.gpus: {resources.gpus} GPUs asked, {visible} visible "
-                          f"(CUDA_VISIBLE_DEVICES / nvidia-smi). Set resources.gpus: auto or at most {visible}.")
+                          f"(CUDA_VISIBLE_DEVICES / nvidia-smi). Set resources.gpus: {fix}.")
     gpus = resources.gpu_count()
     if engine.engine not in _REPLICATED:
         return
     _check_gpu_split(engine, gpus, field)
     check_fits(resolve_engine(engine, resources), gpus, field=field)
+
+
+def vllm_installed() -> bool:
+    """Whether this Python can import vllm (looked up, not imported: importing takes seconds)."""
+    return importlib.util.find_spec("vllm") is not None
 
 
 def _check_gpu_split(engine: EngineConfig, gpus: int, field: str) -> None:

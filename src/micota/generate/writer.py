@@ -1,8 +1,8 @@
 """Resumable, crash-safe generation into sharded JSONL.
 
 Completions are appended to ``<out_dir>/shards/part-NNNNN.jsonl`` as they finish and flushed
-to disk in small groups (a chunk of ``batch_size``, or for continuous engines every
-``SYNC_EVERY`` samples or ``SYNC_SECONDS``). On a re-run the shards are read back, a torn last line (the
+to disk in small groups (a chunk of ``batch_size``, or for continuous and data-parallel
+engines every ``SYNC_EVERY`` samples or ``SYNC_SECONDS``). On a re-run the shards are read back, a torn last line (the
 process was killed mid-write) is cut off, ids already written are skipped, and the rest is
 generated into a fresh shard. Nothing is lost and nothing is written twice; the final
 ``records`` are returned in request order, so an interrupted-then-resumed run yields
