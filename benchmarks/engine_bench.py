@@ -77,7 +77,7 @@ def hf_dp(args) -> None:
         list(engine.generate_chunks([requests(1)]) if workers > 1 else engine.generate(requests(1)))  # model loaded everywhere
         startup = time.perf_counter() - started
         close, engine.close = getattr(engine, "close", lambda: None), lambda: None
-        writer.open_engine = lambda cfg: engine
+        writer.load_engine = lambda cfg: engine
         out = args.work / f"dp-{layout}"
         shutil.rmtree(out, ignore_errors=True)
         started = time.perf_counter()
@@ -118,7 +118,7 @@ def vllm_bench(args) -> None:
 
     engine = VLLMEngine(engine_config(args, engine="vllm", enforce_eager=True, kv_cache_memory_gb=args.kv_gb, max_model_len=512))
     engine.close = lambda: None  # one LLM instance for every run below
-    writer.open_engine = lambda config: engine
+    writer.load_engine = lambda config: engine
     reqs = requests(args.prompts)
     prompts = [{"prompt_token_ids": chat_token_ids(engine.tokenizer, r.messages)} for r in reqs]
     params = [engine._sampling_params(r) for r in reqs]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from micota.errors import MicotaError
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest
-from micota.generate.parallel import open_engine
+from micota.generate.parallel import open_engine as load_engine  # data-parallel replicas or the row's engine; tests replace it
 from micota.generate.sampling import effective_sampling
 
 SHARD_DIR = "shards"
@@ -98,7 +98,7 @@ def generate_records(
     done = read_shards(out_dir)
     pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
     if pending:
-        engine = open_engine(engine_config)
+        engine = load_engine(engine_config)
         sampling = getattr(engine, "sampling", None) or effective_sampling(engine_config)
         bar = tqdm(total=len(requests), initial=len(done.keys() & set(ids)), desc=desc, disable=not progress, unit="sample")
         try:
