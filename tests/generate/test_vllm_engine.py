@@ -76,14 +76,15 @@ def common_stop_string(texts: list[str]) -> str:
     return counts.most_common(1)[0][0]
 
 
-def test_vllm_greedy_equals_hf_in_float32_with_right_finish_reasons(vllm_python, vllm_varied_model, tmp_path):
+def test_vllm_greedy_equals_hf_in_float32_with_right_finish_reasons_and_stop_strings_on_2_replicas(vllm_python, vllm_varied_model, tmp_path):
     prompts = write_prompts(tmp_path / "prompts.jsonl", 24)
     hf = hf_records(vllm_varied_model, prompts, tmp_path / "hf" / "gen")
     stop = common_stop_string([r["response"] for r in hf])
     hf_stop = hf_records(vllm_varied_model, prompts, tmp_path / "hf" / "gen-stop", stop=[stop])
     engine = {**VLLM_ENGINE, "model": str(vllm_varied_model), "max_new_tokens": MAX_NEW}
     recipe = write_recipe(tmp_path / "recipe.yaml", {"gen": {"prompts": str(prompts), "engine": engine},
-                                                     "gen-stop": {"prompts": str(prompts), "engine": {**engine, "stop": [stop]}}})
+                                                     # and as 2 data-parallel replicas (worker processes)
+                                                     "gen-stop": {"prompts": str(prompts), "engine": {**engine, "stop": [stop], "data_parallel_size": 2}}})
     started = time.time()
     finish(micota_in_venv(vllm_python, recipe, tmp_path / "run", tmp_path / "vllm.log", **IN_PROCESS), tmp_path / "vllm.log")
     wall = time.time() - started
@@ -100,6 +101,7 @@ def test_vllm_greedy_equals_hf_in_float32_with_right_finish_reasons(vllm_python,
             assert v["sampling"]["repetition_penalty"] == 1.0 and v["sampling"]["temperature"] == 0.0
         reasons = collections.Counter(v["finish_reason"] for v in vllm)
         assert reasons["stop"] and reasons["length"], reasons  # both paths are exercised
+    assert json.loads((tmp_path / "run" / "gen-stop" / "manifest.json").read_text())["metrics"]["placement"].startswith("2 processes")
     stopped = read_jsonl(tmp_path / "run" / "gen-stop" / "data.jsonl")
     assert sum(stop not in v["response"] and v["finish_reason"] == "stop" for v in stopped) > sum(
         v["finish_reason"] == "stop" for v in read_jsonl(tmp_path / "run" / "gen" / "data.jsonl"))
