@@ -30,7 +30,8 @@ class HFEngine:
         tokenizer_source = config.tokenizer or config.model
         check_model_source(config.model, field="engine.model", need_tokenizer=config.tokenizer is None)
         self.device = resolve_device(config.device)
-        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code=config.trust_remote_code, field="engine.tokenizer")
+        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code=config.trust_remote_code, field="engine.tokenizer",
+                                        model=config.model)
         self.tokenizer.padding_side = "left"
         # device_map loads the weights straight onto the GPU(s) instead of through a host-RAM copy
         device_map = config.device_map or (self.device if self.device != "cpu" else None)
