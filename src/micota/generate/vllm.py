@@ -51,7 +51,9 @@ def import_vllm() -> Any:
 
 
 class VLLMEngine:
-    """vLLM in this process: all requests queued at once, completions yielded as they finish."""
+    """vLLM's offline engine driven by micota (no server): every request queued at once, completions
+    yielded as they finish. vLLM runs its engine core in a child process unless
+    ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (measured 4-5x faster on CPU; docs/benchmarks.md, Engines)."""
 
     continuous = True  # the writer hands over every pending request at once
 
