@@ -10,7 +10,9 @@ Paths are found generically in the config's values, at any depth (lists of sourc
 engine's model, a dict of evaluated models): a string equal to an input's path becomes
 ``<name>``, a path inside an input folder ``<name>/sub/path``, and an existing path inside the
 run folder that no declared input covers (a tokenizer folder, say) becomes ``RUN/<stage>/...``
-and is hashed as an extra input of that name. Hub ids are not files and stay as they are.
+and is hashed as an extra input of that name, unless the stage declared the files it reads
+inside it (a report reads ``results.json`` and the sample files of an evaluate folder, not the
+folder's scratch). Hub ids are not files and stay as they are.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ def stage_identity(config: BaseModel, out_dir: str | Path, inputs: dict[str, str
             if path == owner or owner in path.parents:
                 rel = path.relative_to(owner).as_posix()
                 return f"<{name}>" if rel == "." else f"<{name}>/{rel}"
-        if run_root in path.parents and not _overlaps(path, out_dir) and path.exists():
+        inside_run = run_root in path.parents
+        if inside_run and any(path in owner.parents for _, owner in owners):
+            return RUN_PREFIX + path.relative_to(run_root).as_posix()  # a folder the stage reads declared files from
+        if inside_run and not _overlaps(path, out_dir) and path.exists():
             ref = RUN_PREFIX + path.relative_to(run_root).as_posix()
             found[ref] = path
             return ref

@@ -32,6 +32,18 @@ RUN_LOCK_NAME = ".micota.lock"
 # Lock files held by this process or an ancestor: a stage's own ranks (an `accelerate launch` the
 # stage started) and nested calls run under their parent's lock instead of failing against it.
 HELD_ENV = "MICOTA_HELD_LOCKS"
+_held_fds: dict[str, int] = {}  # lock path -> the open file this process holds it through
+
+
+def held_lock_fds() -> tuple[int, ...]:
+    """File descriptors of the locks this process holds.
+
+    A stage that starts worker processes (an `accelerate launch` of its ranks) passes them on
+    (``subprocess.Popen(..., pass_fds=held_lock_fds())``): the lock then lives until the last
+    worker exits, so a re-run after the orchestrator was killed cannot start beside orphaned
+    workers still writing the folder.
+    """
+    return tuple(_held_fds.values())
 
 
 def stage_lock_path(stage_dir: str | Path) -> Path:
@@ -55,9 +67,11 @@ def hold_lock(path: str | Path, what: str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(path, what)
     os.environ[HELD_ENV] = os.pathsep.join([*held, str(path)])
+    _held_fds[str(path)] = fd
     try:
         yield path
     finally:
+        _held_fds.pop(str(path), None)
         os.environ[HELD_ENV] = os.pathsep.join(p for p in os.environ.get(HELD_ENV, "").split(os.pathsep) if p and p != str(path))
         try:
             path.unlink(missing_ok=True)  # before unlocking: a waiter then re-checks and retries

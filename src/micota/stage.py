@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from micota.errors import MicotaError
 from micota.identity import stage_identity
+from micota.jsonl import remove_temp_files
 from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
 
 CONFIG_NAME = "config.yaml"
@@ -34,8 +35,9 @@ PARTIAL_MARK = ".partial-config-sha256"
 # micota's version of each stage's code, by the name a stage gives run_stage. Bump a row when a
 # change to that stage's code changes what it writes: every finished stage of the kind becomes
 # stale (`micota run --dry-run` says so) and re-runs. Unknown names (tests, plug-ins) are 1.
+# generate 2: records name a model inside the run folder as RUN/<stage>/..., not by absolute path.
 STAGE_CODE_VERSIONS: dict[str, int] = {
-    "lab": 1, "generate": 1, "filter": 1, "mix": 1, "sft": 1, "merge": 1, "evaluate": 1, "report": 1,
+    "lab": 1, "generate": 2, "filter": 1, "mix": 1, "sft": 1, "merge": 1, "evaluate": 1, "report": 1,
     "analyze-bpc": 1,
 }  # fmt: skip
 
@@ -117,5 +119,7 @@ def _prepare_dir(out_dir: Path, key: str, resumable: bool) -> None:
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     if out_dir.exists() and not keep:
         shutil.rmtree(out_dir)
+    elif keep:
+        remove_temp_files(out_dir)  # half-written files of the killed run (we hold the folder's lock)
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(key)

@@ -114,3 +114,12 @@ def test_partial_output_is_not_resumed_on_a_changed_input(tmp_path):
     (tmp_path / "a" / "sft" / "model" / "w.bin").write_bytes(b"retrained")
     run_stage("toy", cfg, cfg.out_dir, inputs, lambda out: seen.append((out / "half.txt").exists()) or StageResult(), resumable=True)
     assert seen == [False]
+
+
+def test_a_folder_the_stage_reads_declared_files_from_is_not_hashed_whole(tmp_path):
+    """A report reads results.json inside an evaluate folder: the folder's scratch is not an input."""
+    root = make_run(tmp_path / "run")
+    (root / "gen" / "shards").mkdir()
+    cfg = Cfg(out_dir=root / "eval", sources=[Source(data=root / "gen")], models={})
+    identity = stage_identity(cfg, cfg.out_dir, {"results": root / "gen" / "data.jsonl"})
+    assert identity.config["sources"] == [{"data": "RUN/gen", "ratio": 1.0}] and set(identity.inputs) == {"results"}

@@ -121,3 +121,31 @@ def test_micota_run_and_stage_commands_refuse_a_held_folder(tmp_path):
         proc.wait()
     assert micota("filter", "-c", str(stage_cfg)).returncode == 0
     assert micota("run", str(recipe)).returncode == 0
+
+
+def test_workers_given_the_lock_keep_it_after_their_parent_is_killed(tmp_path):
+    """A killed orchestrator's orphaned workers still hold the folder: a re-run cannot start beside them."""
+    lock = tmp_path / RUN_LOCK_NAME
+    parent = """
+import subprocess, sys, time
+from pathlib import Path
+from micota.lock import hold_lock, held_lock_fds
+with hold_lock(Path(sys.argv[1]), "folder X"):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=held_lock_fds())
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", parent, str(lock)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": SRC})
+    child_pid = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    try:
+        with pytest.raises(MicotaError, match=rf"leftover child of pid {proc.pid} .*which has exited"):
+            with hold_lock(lock, "folder X"):
+                pass
+    finally:
+        os.kill(child_pid, 9)
+    time.sleep(0.2)
+    with hold_lock(lock, "folder X"):
+        pass
