@@ -74,13 +74,16 @@ def stage_durations(run_dir: Path) -> dict[str, tuple[str, float]]:
 
 
 def choose_kills(durations: dict[str, tuple[str, float]], order: list[str], n: int, seed: int) -> list[Kill]:
-    """At least one kill in a stage of every kind, the rest anywhere; in pipeline order."""
+    """A kill in the longest stage of every kind (most work to lose: the TA's SFT resumes from a
+    checkpoint), the rest anywhere, weighted by duration; in pipeline order."""
     rng = random.Random(seed)
-    by_kind: dict[str, list[str]] = {}
+    longest: dict[str, str] = {}
     for name in order:
-        by_kind.setdefault(durations[name][0], []).append(name)
-    targets = [rng.choice(names) for _, names in sorted(by_kind.items())]
-    targets += [rng.choice(order) for _ in range(max(0, n - len(targets)))]
+        kind = durations[name][0]
+        if kind not in longest or durations[name][1] > durations[longest[kind]][1]:
+            longest[kind] = name
+    targets = list(longest.values())
+    targets += rng.choices(order, weights=[durations[name][1] + 0.5 for name in order], k=max(0, n - len(targets)))
     targets.sort(key=order.index)
     # Up to the stage's own duration plus a second of set-up (imports, hashing) before its body;
     # stages of a few milliseconds (filter, mix) are killed within 50 ms of their start marker.
