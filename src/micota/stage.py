@@ -9,6 +9,10 @@ writes outputs into the stage folder. ``run_stage``:
 * otherwise removes stale outputs (unless the stage is ``resumable`` and its partial
   outputs were made by the same config, inputs and code), writes ``config.yaml``, runs the
   body, and writes ``manifest.json`` last, atomically, so an interrupted stage never looks done.
+
+Subfolders named in ``preserve`` survive a config change: the stage keys their contents by
+content (evaluate's generations, per model, benchmark and sampling settings), so they stay
+valid whatever else in the config changed.
 """
 
 from __future__ import annotations
@@ -64,12 +68,14 @@ def run_stage(
     body: Callable[[Path], StageResult],
     *,
     resumable: bool = False,
+    preserve: tuple[str, ...] = (),
 ) -> Manifest:
     """Run ``body(out_dir)`` unless the stage is already done; return the stage's manifest.
 
     Config fields marked :data:`micota.config.NOT_HASHED` (``out_dir``, progress bars, batch
     sizes, server addresses) do not enter the config hash: they do not change what the stage
     produces. Paths to inputs do not either (:func:`micota.identity.stage_identity`).
+    ``preserve`` names subfolders of ``out_dir`` that are never cleared.
     """
     out_dir = Path(out_dir)
     missing = {name: str(p) for name, p in inputs.items() if not Path(p).exists()}
@@ -81,7 +87,7 @@ def run_stage(
     version = code_version(stage)
     if is_stage_done(out_dir, identity.config_sha256, hashes, version):
         return read_manifest(out_dir)
-    _prepare_dir(out_dir, partial_key(identity.config_sha256, hashes, version), resumable)
+    _prepare_dir(out_dir, partial_key(identity.config_sha256, hashes, version), resumable, preserve)
     (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
     result = body(out_dir)
@@ -112,14 +118,18 @@ def partial_key(config_sha: str, hashes: dict[str, str], version: int) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def _prepare_dir(out_dir: Path, key: str, resumable: bool) -> None:
-    """Clear what a previous, different run left; keep a same-identity partial run if resumable."""
+def _prepare_dir(out_dir: Path, key: str, resumable: bool, preserve: tuple[str, ...] = ()) -> None:
+    """Clear what a previous, different run left (but the ``preserve`` subfolders); keep a
+    same-identity partial run if resumable."""
     mark = out_dir / PARTIAL_MARK
     keep = resumable and mark.is_file() and mark.read_text().strip() == key
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     if out_dir.exists() and not keep:
-        shutil.rmtree(out_dir)
-    elif keep:
-        remove_temp_files(out_dir)  # half-written files of the killed run (we hold the folder's lock)
+        for child in out_dir.iterdir():
+            if child.name in preserve and child.is_dir():
+                continue
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    if out_dir.exists():
+        remove_temp_files(out_dir)  # half-written files of a killed run (we hold the folder's lock)
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(key)

@@ -94,3 +94,22 @@ def test_resumed_stage_drops_temp_files_of_the_killed_writer(tmp_path):
         run_stage("s", cfg, cfg.out_dir, {}, crash, resumable=True)
     run_stage("s", cfg, cfg.out_dir, {}, lambda out: left.extend(sorted(p.name for p in out.glob("*.tmp"))) or StageResult(), resumable=True)
     assert left == [".keep.tmp"]
+
+
+def test_preserved_subfolders_survive_a_config_change_and_the_rest_is_cleared(tmp_path):
+    calls: list[int] = []
+    cfg = Cfg(out_dir=tmp_path / "s")
+
+    def body(out: Path) -> StageResult:
+        calls.append(1)
+        (out / "kept").mkdir(exist_ok=True)
+        (out / "kept" / f"made-{len(calls)}.txt").write_text("content-addressed")
+        (out / "stale.txt").write_text("one run's output")
+        return StageResult()
+
+    run_stage("s", cfg, cfg.out_dir, {}, body, preserve=("kept",))
+    (cfg.out_dir / "stale.txt").write_text("left over")
+    run_stage("s", Cfg(out_dir=cfg.out_dir, factor=3), cfg.out_dir, {}, lambda out: StageResult(), preserve=("kept",))
+    assert (cfg.out_dir / "kept" / "made-1.txt").is_file() and not (cfg.out_dir / "stale.txt").exists()
+    run_stage("s", Cfg(out_dir=cfg.out_dir, factor=4), cfg.out_dir, {}, lambda out: StageResult())
+    assert not (cfg.out_dir / "kept").exists()  # without preserve the folder is cleared as before

@@ -85,9 +85,10 @@ def choose_kills(durations: dict[str, tuple[str, float]], order: list[str], n: i
     targets = list(longest.values())
     targets += rng.choices(order, weights=[durations[name][1] + 0.5 for name in order], k=max(0, n - len(targets)))
     targets.sort(key=order.index)
-    # Up to the stage's own duration plus a second of set-up (imports, hashing) before its body;
-    # stages of a few milliseconds (filter, mix) are killed within 50 ms of their start marker.
-    return [Kill(t, round(rng.uniform(0.0, 0.05 if durations[t][1] < 0.5 else durations[t][1] + 1.0), 3)) for t in targets]
+    # Within 80% of the stage's uninterrupted duration after its start marker (set-up, hashing
+    # and the body; a busy machine only makes stages longer); stages under a second (filter, mix,
+    # merge) as soon as the marker is read, which lands inside them only most of the time.
+    return [Kill(t, round(rng.uniform(0.0, 0.8 * d if d >= 1.0 else 0.0), 3)) for t, d in ((t, durations[t][1]) for t in targets)]
 
 
 def kill_once(recipe: Path, run_dir: Path, kill: Kill, kinds: dict[str, str], timeout_s: float = 900) -> bool:
