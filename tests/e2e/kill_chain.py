@@ -29,6 +29,10 @@ MARKER = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \((\w[\w-]*)")
 # Files that hold wall times, timestamps or pickled run state; compared field by field instead.
 VOLATILE = {"manifest.json", "log_history.json", "training_args.bin", "report.md"}
 _TIMING_KEYS = ("runtime", "per_second", "resumed_from_step", "wall_time")
+# Transformers' end-of-training summary (the last log entry, the manifest's train_loss) averages
+# only the steps run since the last resume: its running sums restart with the process. The
+# weights and every per-step log entry are compared exactly; these summaries are not.
+_SESSION_SUMMARY = ("train_loss", "entropy", "mean_token_accuracy", "num_tokens")
 
 
 @dataclass
@@ -209,11 +213,15 @@ def _manifest_content(path: Path) -> dict:
     data = json.loads(path.read_text())
     for key in ("created_at", "wall_time_s", "versions"):
         data.pop(key, None)
+    if data.get("stage") == "sft":
+        data["metrics"] = {k: v for k, v in data.get("metrics", {}).items() if k not in _SESSION_SUMMARY}
     return _without_timing(data)
 
 
 def _losses(path: Path) -> list:
-    return [_without_timing(entry) for entry in json.loads(path.read_text())]
+    entries = json.loads(path.read_text())
+    summary = [{k: v for k, v in e.items() if k not in _SESSION_SUMMARY} if "train_runtime" in e else e for e in entries]
+    return [_without_timing(entry) for entry in summary]
 
 
 def _report_figures(path: Path) -> list[str]:

@@ -154,11 +154,16 @@ def test_cli_run_under_a_launcher_stops_with_how_to_run(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_paper_recipe_dry_run_plans_every_stage_offline(tmp_path):
-    result = micota("run", str(ROOT / "recipes" / "qwen2.5" / "micota-3b.yaml"), "--dry-run", "--run-dir", str(tmp_path / "r"),
-                    HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
-    assert result.returncode == 0, result.stderr
+def test_paper_recipe_dry_run_plans_every_stage_offline(tmp_path, shared_data):
+    paper = str(ROOT / "recipes" / "qwen2.5" / "micota-3b.yaml")
+    offline = {"HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = micota("run", paper, "--dry-run", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR=str(shared_data), **offline)
+    assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
     assert len(rows) == 21 and all(" pending " in row for row in rows)
     assert "ta-sft" in result.stdout and "preflight: ok" in result.stdout
     assert not (tmp_path / "r").exists()  # a plan writes nothing
+    # without benchmark data the plan still prints, and the preflight names the stage and the fix (exit 2)
+    result = micota("run", paper, "--dry-run", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR="", **offline)
+    assert result.returncode == 2 and "21 pending" in result.stdout
+    assert "stage 'evaluate' (evaluate):" in result.stdout and "MICOTA_DATA_DIR" in result.stdout
