@@ -42,10 +42,11 @@ def main() -> int:
     _, stages = load_recipe(args.recipe, run_dir=run_dir)
     kills = choose_kills(stage_durations(clean_dir), [s.name for s in stages], args.kills, args.seed)
     started = time.monotonic()
-    result = kill_chain(args.recipe, run_dir, clean_dir, kills)
-    for kill in result.kills:
+    def show(kill, problems) -> None:
         print(f"  {kill.target:<18} +{kill.delay_s:6.2f}s  killed in {kill.landed:<18} ({kill.kind or '-'}) "
-              f"{kill.restart_s:6.1f}s after restart")
+              f"{kill.restart_s:6.1f}s after restart{'  PROBLEMS: ' + '; '.join(problems) if problems else ''}", flush=True)
+
+    result = kill_chain(args.recipe, run_dir, clean_dir, kills, on_kill=show)
     lost = folder_differences(run_dir, clean_dir) + [f"stray {p}" for p in stray_files(run_dir)] + result.problems
     landed = [k for k in result.kills if k.kind]
     kinds = collections.Counter(k.kind for k in landed)

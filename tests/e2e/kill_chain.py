@@ -127,7 +127,7 @@ def kill_once(recipe: Path, run_dir: Path, kill: Kill, kinds: dict[str, str], ti
     return True
 
 
-def kill_chain(recipe: Path, run_dir: Path, clean_dir: Path, kills: list[Kill]) -> ChainResult:
+def kill_chain(recipe: Path, run_dir: Path, clean_dir: Path, kills: list[Kill], on_kill=lambda kill, problems: None) -> ChainResult:
     """Apply ``kills`` one after another to one run folder, then finish it; check after every kill."""
     result = ChainResult()
     kinds = {name: kind for name, (kind, _) in stage_durations(clean_dir).items()}
@@ -135,7 +135,9 @@ def kill_chain(recipe: Path, run_dir: Path, clean_dir: Path, kills: list[Kill]) 
     for kill in kills:
         kill_once(recipe, run_dir, kill, kinds)
         result.kills.append(kill)
-        result.problems += [f"after killing in {kill.landed}: {p}" for p in done_stages_problems(run_dir, clean_dir)]
+        problems = done_stages_problems(run_dir, clean_dir)
+        result.problems += [f"after killing in {kill.landed}: {p}" for p in problems]
+        on_kill(kill, problems)
     proc = micota_run(recipe, run_dir)
     out, _ = proc.communicate(timeout=1800)
     if proc.returncode != 0:

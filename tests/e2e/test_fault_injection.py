@@ -16,7 +16,7 @@ N_KILLS = 12
 
 def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
     clean_dir, run_dir = tmp_path / "clean", tmp_path / "run"
-    run_clean(TINY, run_dir)
+    clean_s = run_clean(TINY, run_dir)
     run_dir.rename(clean_dir)  # the chain runs in the same path, so configs and pickles compare byte for byte
     _, stages = load_recipe(TINY, run_dir=run_dir)
     durations = stage_durations(clean_dir)
@@ -26,7 +26,7 @@ def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
 
     landed = [k for k in result.kills if k.kind]
     report = "\n".join(f"{k.target} +{k.delay_s:.2f}s -> killed in {k.landed}" for k in result.kills)
-    print(report)
+    print(f"{report}\nuninterrupted {clean_s:.0f}s; {len(result.kills)} kills and re-runs {result.chain_s:.0f}s")
     assert len(landed) >= 10, report  # at least 10 kills inside a stage
     # Every kind that runs for seconds is hit for sure; filter, mix and merge take milliseconds,
     # and a kill sent on their start marker lands inside them most of the time (docs/reliability.md).

@@ -156,7 +156,9 @@ def test_cli_run_under_a_launcher_stops_with_how_to_run(tmp_path):
 
 def test_paper_recipe_dry_run_plans_every_stage_offline(tmp_path, shared_data):
     paper = str(ROOT / "recipes" / "qwen2.5" / "micota-3b.yaml")
-    offline = {"HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # No network here: nothing may download. HF_HUB_OFFLINE stays unset, or evaluate's preflight
+    # (rightly) asks for the hub models in the local cache.
+    offline = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     result = micota("run", paper, "--dry-run", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR=str(shared_data), **offline)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
