@@ -27,7 +27,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \((\w[\w-]*)")
 # Files that hold wall times, timestamps or pickled run state; compared field by field instead.
-VOLATILE = {"manifest.json", "log_history.json", "training_args.bin", "report.md"}
+VOLATILE = {"manifest.json", "log_history.json", "train.log", "training_args.bin", "report.md"}
 _TIMING_KEYS = ("runtime", "per_second", "resumed_from_step", "wall_time")
 # Transformers' end-of-training summary (the last log entry, the manifest's train_loss) averages
 # only the steps run since the last resume: its running sums restart with the process. The
@@ -198,7 +198,7 @@ def same_content(got: Path, want: Path) -> bool:
         return True  # pickled TrainingArguments (paths, run state); the weights beside it are compared
     if name == "report.md":
         return _report_figures(got) == _report_figures(want)
-    if name == "log_history.json":
+    if name in ("log_history.json", "train.log"):  # a JSON list / JSON lines of trainer log entries
         return _losses(got) == _losses(want)
     return _manifest_content(got) == _manifest_content(want)
 
@@ -221,7 +221,8 @@ def _manifest_content(path: Path) -> dict:
 
 
 def _losses(path: Path) -> list:
-    entries = json.loads(path.read_text())
+    text = path.read_text()
+    entries = json.loads(text) if path.suffix == ".json" else [json.loads(line) for line in text.splitlines() if line.strip()]
     summary = [{k: v for k, v in e.items() if k not in _SESSION_SUMMARY} if "train_runtime" in e else e for e in entries]
     return [_without_timing(entry) for entry in summary]
 
