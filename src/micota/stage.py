@@ -21,14 +21,15 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 from pydantic import BaseModel
 
-from micota.errors import MicotaError
+from micota.errors import MicotaError, is_no_room, no_room_message
 from micota.identity import stage_identity
 from micota.jsonl import remove_temp_files
 from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
@@ -87,23 +88,24 @@ def run_stage(
     version = code_version(stage)
     if is_stage_done(out_dir, identity.config_sha256, hashes, version):
         return read_manifest(out_dir)
-    _prepare_dir(out_dir, partial_key(identity.config_sha256, hashes, version), resumable, preserve)
-    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    started = time.perf_counter()
-    result = body(out_dir)
-    manifest = Manifest(
-        stage=stage,
-        config_sha256=identity.config_sha256,
-        inputs=hashes,
-        input_refs=identity.refs,
-        code_version=version,
-        identity=identity.config,
-        outputs=result.outputs,
-        counts=result.counts,
-        metrics=result.metrics,
-        wall_time_s=round(time.perf_counter() - started, 3),
-    )
-    write_manifest(out_dir, manifest)
+    with _no_room_reported(stage, out_dir, resumable):
+        _prepare_dir(out_dir, partial_key(identity.config_sha256, hashes, version), resumable, preserve)
+        (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        started = time.perf_counter()
+        result = body(out_dir)
+        manifest = Manifest(
+            stage=stage,
+            config_sha256=identity.config_sha256,
+            inputs=hashes,
+            input_refs=identity.refs,
+            code_version=version,
+            identity=identity.config,
+            outputs=result.outputs,
+            counts=result.counts,
+            metrics=result.metrics,
+            wall_time_s=round(time.perf_counter() - started, 3),
+        )
+        write_manifest(out_dir, manifest)
     (out_dir / PARTIAL_MARK).unlink(missing_ok=True)
     return manifest
 
@@ -133,3 +135,19 @@ def _prepare_dir(out_dir: Path, key: str, resumable: bool, preserve: tuple[str, 
         remove_temp_files(out_dir)  # half-written files of a killed run (we hold the folder's lock)
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(key)
+
+
+@contextmanager
+def _no_room_reported(stage: str, out_dir: Path, resumable: bool) -> Iterator[None]:
+    """A full disk (or quota, or file-size limit) while the stage writes becomes a MicotaError that says what is kept.
+
+    The manifest is written last, so a stage stopped here is never marked done.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_no_room(exc):
+            raise
+        then = "it resumes from the work already written" if resumable else "the stage starts again"
+        raise MicotaError(f"stage {stage!r}: {no_room_message(getattr(exc, 'filename', None) or out_dir, exc)} Nothing is "
+                          f"marked done (no manifest.json in {out_dir}). Free space and re-run: {then}.") from None
