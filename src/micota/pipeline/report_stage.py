@@ -55,7 +55,23 @@ def run(cfg: ReportConfig) -> Manifest:
             (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
         return StageResult(outputs={"report": REPORT_NAME}, metrics=effects(cfg, results))
 
-    return run_stage("report", cfg, cfg.out_dir, {"evaluation": cfg.evaluation}, body)
+    return run_stage("report", cfg, cfg.out_dir, evaluation_inputs(cfg.evaluation), body)
+
+
+def evaluation_inputs(folder: Path) -> dict[str, Path]:
+    """The files of an evaluate folder the report reads: ``results.json`` and the sample files it names.
+
+    Not the whole folder: its generation shards are laid out differently after a resumed run
+    (a killed evaluation adds a part file) while holding the same samples.
+    """
+    results = folder / "results.json"
+    inputs = {"evaluation": results}
+    if results.is_file():
+        for model, per_benchmark in sorted(json.loads(results.read_text(encoding="utf-8")).items()):
+            for benchmark, entry in sorted(per_benchmark.items()):
+                if isinstance(entry, dict) and entry.get("samples"):
+                    inputs[f"samples:{model}:{benchmark}"] = folder / entry["samples"]
+    return inputs
 
 
 def summary_sections(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
