@@ -49,6 +49,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "merge": StageKind("micota.merge", "MergeConfig", ""),
     "evaluate": StageKind("micota.evaluate.run", "EvaluateConfig", ""),
     "report": StageKind("micota.pipeline.report_stage", "ReportConfig", "report.md"),
+    "bpc": StageKind("micota.analyze.bpc_stage", "BpcConfig", "bpc.json"),
 }
 
 
