@@ -87,3 +87,20 @@ def test_student_blocks_gather_every_evaluation_of_the_run_and_the_learnability_
     assert "trains best on: **yes**; Spearman ρ between the BPC and accuracy ranks: +1.00" in text
     table4 = text.split("## Bits per character (Table 4 layout)")[1]
     assert "| Dataset | Qwen2.5-1.5B-Instruct |" in table4 and table4.index("| Strong Teacher |") < table4.index("| MiCoTA |")
+
+
+def test_gap_report_leaves_out_the_micota_views_and_its_delta_is_the_gap(tmp_path):
+    run_dir = tmp_path / "run"
+    write_stage(run_dir, "evaluate-gap", "evaluate", "results.json",
+                {"Qwen2.5-0.5B Short CoT": {"math500": entry(0.30, 300)}, "Qwen2.5-0.5B Long CoT": {"math500": entry(0.20, 900)}})
+    cfg = ReportConfig(out_dir=run_dir / "report-gap", evaluation=run_dir / "evaluate-gap",
+                       students={"Qwen2.5-0.5B-Instruct": "Qwen2.5-0.5B"}, methods=["Short CoT", "Long CoT"],
+                       base_method="Short CoT", ta_models={}, table1_rows={}, long_cot_method="Long CoT",
+                       shorter_cot_methods=["Short CoT"], write_run_summary=False)
+    manifest = run(cfg)
+    assert not (run_dir / "report.md").exists()
+    text = (run_dir / "report-gap" / "report.md").read_text()
+    assert "| Long CoT | <u>20.0</u> | <u>20.0</u> | -10.0 |" in text  # Δ = Long − Short: the Long CoT gap
+    assert "Teacher assistant" not in text.split("## Stages")[0] and "Table 1" not in text
+    assert "(a)" not in text and "trained on Long CoT does worse than on another set: **yes**" in text
+    assert manifest.metrics["b_long_cot_worse"] is True

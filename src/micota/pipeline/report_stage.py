@@ -38,6 +38,7 @@ class LearnabilityView(StrictModel):
 class ReportConfig(StrictModel):
     out_dir: Path = Field(json_schema_extra=NOT_HASHED)
     evaluation: list[Path]  # evaluate stage folder(s) to wait for; every finished evaluation of the run is read
+    after: list[Path] = Field(default_factory=list)  # other stage folders to wait for (e.g. a bpc stage; its bpc.json is read)
     title: str = "MiCoTA run report"
     students: dict[str, str] = Field(default_factory=dict)  # block heading -> prefix of its model names
     # ({"Qwen2.5-3B-Instruct": "3B"} reads rows "3B Instruct", "3B MiCoTA", ...); {} = one block named by methods
@@ -90,15 +91,17 @@ def run(cfg: ReportConfig) -> Manifest:
             (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
         return StageResult(outputs={"report": REPORT_NAME}, metrics=found)
 
-    return run_stage("report", cfg, cfg.out_dir, {f"evaluation[{i}]": p for i, p in enumerate(cfg.evaluation)}, body)
+    inputs = {f"evaluation[{i}]": p for i, p in enumerate(cfg.evaluation)}
+    inputs.update({f"after[{i}]": p for i, p in enumerate(cfg.after)})
+    return run_stage("report", cfg, cfg.out_dir, inputs, body)
 
 
 def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any], found: dict[str, Any]) -> list[str]:
     """The MiCoTA-specific Markdown blocks: Table 1, TA lengths, learnability, measured effects."""
-    blocks = [table1_lines(cfg, results), _ta_table(cfg, results)]
-    if cfg.learnability is not None:
-        blocks.append(learnability_lines(cfg, results, bpc))
-    blocks.append(_effects_section(found))
+    blocks = [table1_lines(cfg, results)] if cfg.table1_rows else []  # views a recipe empties are left out
+    blocks += [_ta_table(cfg, results)] if cfg.ta_models else []
+    blocks += [learnability_lines(cfg, results, bpc)] if cfg.learnability is not None else []
+    blocks.append(_effects_section(found, cfg))
     return ["\n".join(lines) for lines in blocks]
 
 
@@ -195,17 +198,20 @@ def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _effects_section(found: dict[str, Any]) -> list[str]:
+def _effects_section(found: dict[str, Any], cfg: ReportConfig) -> list[str]:
     lengths = found["ta_mean_tokens"]
     shown = ", ".join(f"{k}: {'–' if v is None else f'{v:.1f}'}" for k, v in lengths.items())
     verdict = {True: "**yes**", False: "**no**", None: "**not measured**"}
-    lines = ["## Does this run show the MiCoTA effects? (measured, not assumed)", "",
-             f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: {verdict[found['a_merged_length_between']]} "
-             f"(mean response tokens — {shown})."]
+    heading = "the MiCoTA effects" if cfg.ta_models else f"a gap between {cfg.long_cot_method} and the other training sets"
+    lines = [f"## Does this run show {heading}? (measured, not assumed)", ""]
+    if cfg.ta_models:
+        lines.append(f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: "
+                     f"{verdict[found['a_merged_length_between']]} (mean response tokens — {shown}).")
     for student, b in (found.get("b_by_student") or {"": found}).items():
         shorter = "; ".join(f"than {k} ({pct(b['shorter_cot_accuracy'][k])}%): {verdict[w]}"
                             for k, w in b["b_long_cot_worse_than"].items())
-        lines.append(f"- (b){' ' + student if student else ''} The student trained on the strong teacher's long CoT does worse "
-                     f"than on shorter CoT: {verdict[b['b_long_cot_worse']]} for at least one shorter-CoT dataset "
-                     f"(accuracy with long CoT: {pct(b['long_cot_accuracy'])}%; worse {shorter}).")
+        lines.append(f"- (b){' ' + student if student else ''} The student trained on {cfg.long_cot_method} does worse "
+                     f"than on another set: {verdict[b['b_long_cot_worse']]} for at least one of "
+                     f"{', '.join(cfg.shorter_cot_methods)} (accuracy with {cfg.long_cot_method}: "
+                     f"{pct(b['long_cot_accuracy'])}%; worse {shorter}).")
     return [*lines, ""]
