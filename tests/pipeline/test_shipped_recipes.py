@@ -8,7 +8,8 @@ import pytest
 
 from micota.pipeline.recipe import load_recipe
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").rglob("*.yaml"))
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))
 
 
 def test_recipes_exist():
@@ -24,3 +25,27 @@ def test_recipe_validates_and_plans(path, tmp_path):
     for position, stage in enumerate(stages):
         assert all(names.index(dep) < position for dep in stage.depends_on)
         assert Path(stage.config.out_dir) == tmp_path / "run" / stage.name
+
+
+def test_defaults_layer_under_a_stage_key_by_key(tmp_path):
+    """A stage that names only its model keeps the sampling its kind's defaults give (nested blocks merge)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "defaults:\n  generate:\n    prompts: p.jsonl\n    engine: {temperature: 0.0, max_new_tokens: 77, max_model_len: 99}\n"
+        "stages:\n  gen: {kind: generate, engine: {model: m, max_new_tokens: 5}}\n")
+    _, (stage,) = load_recipe(recipe, run_dir=tmp_path / "run")
+    engine = stage.config.engine
+    assert (engine.model, engine.max_new_tokens, engine.max_model_len) == ("m", 5, 99)
+
+
+def test_paper_recipes_share_one_run_folder_per_experiment():
+    """Students of one teacher reuse its data: same run folder, same data stages, distinct student stages."""
+    folders = {}
+    for path in sorted((RECIPE_DIR / "micota").glob("r1-*.yaml")):
+        recipe, stages = load_recipe(path)
+        folders[path.name] = (recipe.run_dir, {s.name: s.config for s in stages})
+    run_dirs = {run_dir for run_dir, _ in folders.values()}
+    assert run_dirs == {Path("runs/micota/r1")}
+    configs = [stages for _, stages in folders.values()]
+    for name in ("teacher-data", "ta-sft", "ta-merged", "micota-data", "mix-long"):
+        assert all(c[name] == configs[0][name] for c in configs), name  # identical config: generated once

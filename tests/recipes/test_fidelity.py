@@ -9,6 +9,7 @@ download) and compares one field of the matched stages with the expected value.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from functools import lru_cache
 from importlib import resources
@@ -22,6 +23,7 @@ from micota.data import BENCHMARKS, render_prompt
 from micota.pipeline.recipe import PlannedStage, load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 RECIPES = ROOT / "recipes"
 PAPER_RECIPES = sorted(p for folder in ("micota", "mix-distill", "qwen2.5") for p in (RECIPES / folder).glob("*.yaml"))
 STATUSES = {"paper", "paper-silent", "deviation"}
@@ -109,11 +111,17 @@ def transformed(via: str | None, value: Any, run_dir: Path, stages: dict[str, Pl
     if via in ("keys", "values"):
         return list(getattr(value, via)())
     if via == "line_count":
-        path = ROOT / value
-        if not path.is_file():
-            pytest.skip(f"{path} is missing (the shared data sits beside the repository in CI)")
-        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        text = _shared_file(ROOT / value).read_text(encoding="utf-8")
+        return sum(1 for line in text.splitlines() if line.strip())
+    if via == "local_sha256":  # the benchmark file micota reads, in the CI data folder
+        return hashlib.sha256(_shared_file(SHARED_DATA / "benchmarks" / value / "test.jsonl").read_bytes()).hexdigest()
     raise AssertionError(f"unknown via: {via}")
+
+
+def _shared_file(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"{path} is missing (the shared data sits beside the repository in CI)")
+    return path
 
 
 def matched_stages(stages: dict[str, PlannedStage], check: dict[str, Any]) -> list[PlannedStage]:
