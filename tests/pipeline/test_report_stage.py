@@ -82,6 +82,8 @@ def test_student_blocks_gather_every_evaluation_of_the_run_and_the_learnability_
     assert "| MiCoTA | **16.0** | **16.0** | +6.0 |" in text and "| MiCoTA | **30.0** | **30.0** | +10.0 |" in text
     assert manifest.metrics["b_by_student"]["Qwen2.5-1.5B-Instruct"]["b_long_cot_worse"] is True
     assert manifest.metrics["b_by_student"]["Qwen2.5-7B-Instruct"]["b_long_cot_worse"] is None
+    assert "- (b) Qwen2.5-3B-Instruct: The student trained on Strong-Teacher CoT does worse" in text
+    assert "- (b) Qwen2.5-7B-Instruct" not in text  # a student not yet evaluated gets no line
     # BPC order MiCoTA < Half-size < Mix-Long < Strong Teacher; accuracy order the same: ρ = +1
     assert "| MiCoTA | 0.6000 | 1 | 16.0 | 1 |" in text and "| Strong Teacher | 0.9000 | 4 | 8.0 | 4 |" in text
     assert "trains best on: **yes**; Spearman ρ between the BPC and accuracy ranks: +1.00" in text

@@ -207,10 +207,12 @@ def _effects_section(found: dict[str, Any], cfg: ReportConfig) -> list[str]:
     if cfg.ta_models:
         lines.append(f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: "
                      f"{verdict[found['a_merged_length_between']]} (mean response tokens — {shown}).")
-    for student, b in (found.get("b_by_student") or {"": found}).items():
+    by_student = found.get("b_by_student") or {"": found}
+    measured = {k: v for k, v in by_student.items() if v["long_cot_accuracy"] is not None}
+    for student, b in (measured or dict([next(iter(by_student.items()))])).items():
         shorter = "; ".join(f"than {k} ({pct(b['shorter_cot_accuracy'][k])}%): {verdict[w]}"
                             for k, w in b["b_long_cot_worse_than"].items())
-        lines.append(f"- (b){' ' + student if student else ''} The student trained on {cfg.long_cot_method} does worse "
+        lines.append(f"- (b){' ' + student + ':' if student else ''} The student trained on {cfg.long_cot_method} does worse "
                      f"than on another set: {verdict[b['b_long_cot_worse']]} for at least one of "
                      f"{', '.join(cfg.shorter_cot_methods)} (accuracy with {cfg.long_cot_method}: "
                      f"{pct(b['long_cot_accuracy'])}%; worse {shorter}).")
