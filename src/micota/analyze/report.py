@@ -1,4 +1,4 @@
-"""``micota report``: gather stage manifests and results into one ``report.md`` with plots (issue 5, item 7).
+"""``micota report``: gather stage manifests and results into one ``report.md`` with plots.
 
 The report reads files only (``manifest.json``, ``results.json``, per-sample JSONL,
 ``bpc.json``), never another stage's Python objects, so it works on any finished run
