@@ -1,13 +1,17 @@
-"""Accuracy and speed of ``micota.grade`` against the classic rule grader and plain math-verify.
+"""Accuracy and speed of ``micota.grade``: robust vs paper mode vs plain math-verify.
 
-Usage (from the repo root; prints a markdown table for docs/benchmarks.md):
+Usage (from the repo root; prints the markdown tables of docs/benchmarks.md, "Grading"):
 
     PYTHONPATH=src python benchmarks/grade_bench.py [--shared ../shared/data] [--skip-speed]
+        [--upstream PATH/TO/Small-Model-Learnability-Gap]
 
-Accuracy: the labelled cases in tests/cases/*.jsonl. Gold self-check: every benchmark gold, boxed,
-graded against itself. Speed: a realistic mix built from the real benchmark golds (a ~1.5 KB
-chain of thought ending in a boxed answer; half right, half wrong), one process, warm caches; and
-plain-integer grades per second on one core.
+Accuracy: the labelled cases in tests/cases/*.jsonl. Gold self-check: every benchmark gold,
+boxed, in both modes. Paper vs robust: reference solutions and gold variants (no model outputs
+here) graded both ways, disagreements counted by cause. ``--upstream``: the same pairs graded
+by the papers' own task files (``lm_eval/tasks/*/utils.py`` of a local clone), counting any
+difference from paper mode. Speed: a realistic mix built from the real benchmark golds (a
+~1.5 KB chain of thought ending in a boxed answer; half right, half wrong), one process, warm
+caches; and plain-integer grades per second on one core.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "grade"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from micota.grade import gold_text, grade  # noqa: E402
+from micota.grade import gold_text, grade, grade_many  # noqa: E402
+from micota.data import load_benchmark  # noqa: E402
+from paper_vs_robust import disagreement_rows, upstream_differences  # noqa: E402
 
 FILLER = ("Let me think step by step. We set up the equation and simplify both sides carefully. "
           "Wait, let me double-check the arithmetic before going on. ") * 8
@@ -50,7 +57,7 @@ def accuracy_rows(cases: list[dict]) -> list[tuple[str, float, int, int]]:
     """(grader, accuracy, false positives, negatives) on the labelled cases."""
     graders = {
         "micota robust": lambda c: grade(c["gold"], c["response"], benchmark=c.get("benchmark")).correct,
-        "micota rule (MATH strip_string)": lambda c: grade(c["gold"], c["response"], mode="paper").correct,
+        "micota paper": lambda c: grade(c["gold"], c["response"], benchmark=c.get("benchmark"), mode="paper").correct,
         "math-verify 0.9 (defaults)": lambda c: math_verify_correct(c["gold"], c["response"]),
     }
     negatives = sum(not c["correct"] for c in cases)
@@ -69,14 +76,19 @@ def benchmark_golds(shared: Path) -> dict[str, list]:
     return {name: read_golds(shared, name) for name in GOLD_FIELDS}
 
 
-def self_check_rows(golds: dict[str, list]) -> list[tuple[str, int, float, float]]:
+def self_check_rows(problems: dict[str, list]) -> list[tuple[str, int, float, float]]:
+    """Each clean gold boxed in the prompt's format: robust vs the raw gold, paper vs ``gold_paper``."""
     rows = []
-    for name, items in golds.items():
-        boxed = [f"The final answer is $\\boxed{{{gold_text(g)}}}$." for g in items]
-        robust = sum(grade(g, r, benchmark=name).correct for g, r in zip(items, boxed))
-        rule = sum(grade(g, r, mode="paper").correct for g, r in zip(items, boxed))
-        rows.append((name, len(items), robust / len(items), rule / len(items)))
+    for name, items in problems.items():
+        boxed = [f"Final Answer: \\boxed{{{p.answer}}}" for p in items]
+        robust = grade_many([(p.metadata["gold_raw"], r) for p, r in zip(items, boxed)], benchmark=name)
+        paper = grade_many([(p.metadata["gold_paper"], r) for p, r in zip(items, boxed)], benchmark=name, mode="paper")
+        rows.append((name, len(items), mean_correct(robust), mean_correct(paper)))
     return rows
+
+
+def mean_correct(verdicts) -> float:
+    return sum(v.correct for v in verdicts) / len(verdicts)
 
 
 def realistic_mix(golds: dict[str, list], seed: int = 0) -> list[tuple[object, str, str]]:
@@ -104,11 +116,13 @@ def speed_rows(golds: dict[str, list]) -> list[tuple[str, float]]:
     warm_up()
     mix = realistic_mix(golds)
     ours = cases_per_second(lambda g, r, b: grade(g, r, benchmark=b), mix)
+    paper = cases_per_second(lambda g, r, b: grade(g, r, benchmark=b, mode="paper"), mix)
     theirs = cases_per_second(lambda g, r, b: math_verify_correct(g, r), mix)
     ints = [("42", f"{FILLER}\nSo the final answer is $\\boxed{{{n}}}$.", None) for n in range(20000)]
     per_core = cases_per_second(lambda g, r, b: grade(g, r), ints)
     return [(f"micota robust, realistic mix ({len(mix)} cases)", ours),
-            (f"math-verify 0.9, same mix", theirs),
+            ("micota paper, same mix", paper),
+            ("math-verify 0.9, same mix", theirs),
             ("micota robust, plain integers (1 core)", per_core)]
 
 
@@ -129,15 +143,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--upstream", type=Path, help="a local clone of Small-Model-Gap/Small-Model-Learnability-Gap")
     args = parser.parse_args()
     cases = load_cases()
     print(f"| grader | accuracy ({len(cases)} cases) | false positives |\n|---|---|---|")
     for name, acc, fp, neg in accuracy_rows(cases):
         print(f"| {name} | {acc:.3f} | {fp} / {neg} negatives ({fp / neg:.1%}) |")
+    problems = {name: load_benchmark(name, args.shared) for name in ("aime24", "amc23", "olympiadbench", "math500", "gsm8k")}
+    print("\n| benchmark | golds | robust self-match | paper self-match |\n|---|---|---|---|")
+    for name, count, robust, paper in self_check_rows(problems):
+        print(f"| {name} | {count} | {robust:.3f} | {paper:.3f} |")
+    print("\n| benchmark | responses | both correct | robust only | paper only | neither |\n|---|---|---|---|---|---|")
+    causes = disagreement_rows(problems, args.shared)
+    for name, (counts, _) in causes.items():
+        print(f"| {name} | {sum(counts.values())} | {counts['both']} | {counts['robust only']} | "
+              f"{counts['paper only']} | {counts['neither']} |")
+    print("\n| benchmark | responses | correct in | cause | count | example (response tail -> extracted) |\n"
+          "|---|---|---|---|---|---|")
+    for name, (_, examples) in causes.items():
+        for (source, side, cause), (count, example) in sorted(examples.items()):
+            print(f"| {name} | {source} | {side} | {cause} | {count} | {example} |")
+    if args.upstream:
+        checked, differ = upstream_differences(problems, args.shared, args.upstream)
+        print(f"\nupstream check: {checked} pairs graded by the papers' task files, {len(differ)} differ from paper mode")
+        for row in differ[:10]:
+            print("  ", row)
     golds = benchmark_golds(args.shared)
-    print("\n| benchmark | golds | robust self-match | rule self-match |\n|---|---|---|---|")
-    for name, count, robust, rule in self_check_rows(golds):
-        print(f"| {name} | {count} | {robust:.3f} | {rule:.3f} |")
     if not args.skip_speed:
         print("\n| run | cases/s |\n|---|---|")
         for name, rate in speed_rows(golds):

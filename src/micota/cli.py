@@ -197,7 +197,7 @@ app.add_typer(analyze_app, name="analyze")
 
 @app.command()
 def evaluate(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg) -> None:
-    """Evaluate models on benchmarks (greedy, 16K new tokens): per-sample JSONL + results.json."""
+    """Evaluate models on benchmarks (greedy or sampled; robust/paper/judge scores): per-sample JSONL + results.json."""
     _run_stage("micota.evaluate.run", "EvaluateConfig", config, overrides)
 
 

@@ -8,6 +8,10 @@ writes outputs into the stage folder. ``run_stage``:
 * otherwise removes stale outputs (unless the stage is ``resumable`` and its partial
   outputs were made by the same config), writes ``config.yaml``, runs the body, and writes
   ``manifest.json`` last, atomically, so an interrupted stage never looks done.
+
+Subfolders named in ``preserve`` survive a config change: the stage keys their contents by
+content (evaluate's generations, per model, benchmark and sampling settings), so they stay
+valid whatever else in the config changed.
 """
 
 from __future__ import annotations
@@ -46,12 +50,13 @@ def run_stage(
     body: Callable[[Path], StageResult],
     *,
     resumable: bool = False,
+    preserve: tuple[str, ...] = (),
 ) -> Manifest:
     """Run ``body(out_dir)`` unless the stage is already done; return the stage's manifest.
 
     Config fields marked :data:`micota.config.NOT_HASHED` (``out_dir``, progress bars, batch
     sizes, server addresses) do not enter the config hash: they do not change what the stage
-    produces.
+    produces. ``preserve`` names subfolders of ``out_dir`` that are never cleared.
     """
     out_dir = Path(out_dir)
     missing = {name: str(p) for name, p in inputs.items() if not Path(p).exists()}
@@ -62,7 +67,7 @@ def run_stage(
     hashes = input_hashes(inputs)
     if is_stage_done(out_dir, config_sha, hashes):
         return read_manifest(out_dir)
-    _prepare_dir(out_dir, config_sha, resumable)
+    _prepare_dir(out_dir, config_sha, resumable, preserve)
     (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
     result = body(out_dir)
@@ -80,12 +85,16 @@ def run_stage(
     return manifest
 
 
-def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool) -> None:
-    """Clear what a previous, different run left; keep a same-config partial run if resumable."""
+def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool, preserve: tuple[str, ...] = ()) -> None:
+    """Clear what a previous, different run left (but the ``preserve`` subfolders); keep a
+    same-config partial run if resumable."""
     mark = out_dir / _PARTIAL_MARK
     keep = resumable and mark.is_file() and mark.read_text().strip() == config_sha
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     if out_dir.exists() and not keep:
-        shutil.rmtree(out_dir)
+        for child in out_dir.iterdir():
+            if child.name in preserve and child.is_dir():
+                continue
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(config_sha)

@@ -77,3 +77,22 @@ def test_missing_input_is_a_clear_error(tmp_path):
     cfg = Cfg(out_dir=tmp_path / "s")
     with pytest.raises(MicotaError, match="input not found: src="):
         run_stage("s", cfg, cfg.out_dir, {"src": tmp_path / "nope"}, make_body([], 2))
+
+
+def test_preserved_subfolders_survive_a_config_change_and_the_rest_is_cleared(tmp_path):
+    calls: list[int] = []
+    cfg = Cfg(out_dir=tmp_path / "s")
+
+    def body(out: Path) -> StageResult:
+        calls.append(1)
+        (out / "kept").mkdir(exist_ok=True)
+        (out / "kept" / f"made-{len(calls)}.txt").write_text("content-addressed")
+        (out / "stale.txt").write_text("one run's output")
+        return StageResult()
+
+    run_stage("s", cfg, cfg.out_dir, {}, body, preserve=("kept",))
+    (cfg.out_dir / "stale.txt").write_text("left over")
+    run_stage("s", Cfg(out_dir=cfg.out_dir, factor=3), cfg.out_dir, {}, lambda out: StageResult(), preserve=("kept",))
+    assert (cfg.out_dir / "kept" / "made-1.txt").is_file() and not (cfg.out_dir / "stale.txt").exists()
+    run_stage("s", Cfg(out_dir=cfg.out_dir, factor=4), cfg.out_dir, {}, lambda out: StageResult())
+    assert not (cfg.out_dir / "kept").exists()  # without preserve the folder is cleared as before

@@ -31,8 +31,9 @@ def test_prompt_that_fills_the_context_fails_even_when_lowering():
 def test_guard_reads_the_models_context_and_chat_template(tiny_model):
     config = json.loads((tiny_model / "config.json").read_text())
     messages = {"q": [{"role": "user", "content": "What is 3 + 4?"}]}
-    with pytest.raises(MicotaError, match=f"context of {config['max_position_embeddings']} tokens"):
-        guard_requests(str(tiny_model), None, messages, 16384, policy="error")
-    lowered = guard_requests(str(tiny_model), None, messages, 16384, policy="lower")
-    assert 0 < lowered < config["max_position_embeddings"] - 5  # the chat template adds tokens too
-    assert guard_requests(str(tiny_model), None, messages, 8, policy="error") == 8
+    longer = {"q2": [{"role": "user", "content": "What is 3 + 4? " * 20}]}
+    with pytest.raises(MicotaError, match=f"tiny on b: .*context of {config['max_position_embeddings']} tokens"):
+        guard_requests(str(tiny_model), None, {"b": messages}, 16384, policy="error", where="tiny")
+    lowered = guard_requests(str(tiny_model), None, {"a": messages, "b": longer}, 16384, policy="lower")
+    assert 0 < lowered["b"] < lowered["a"] < config["max_position_embeddings"] - 5  # the chat template adds tokens too
+    assert guard_requests(str(tiny_model), None, {"a": messages}, 8, policy="error") == {"a": 8}

@@ -13,12 +13,15 @@ from micota.generate.engine import Completion
 pytest.importorskip("micota.grade")
 
 
+
+
 @pytest.fixture()
-def lab_file(tmp_path):
-    path = tmp_path / "lab.jsonl"
-    rows = [{"id": f"lab-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def oracle(tmp_path):
+    """A stand-in model folder for the fake engines (a scripted engine's `model` must exist)."""
+    folder = tmp_path / "oracle"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
+    return str(folder)
 
 
 def _config(tmp_path, models, lab_file, **extra):
@@ -27,7 +30,7 @@ def _config(tmp_path, models, lab_file, **extra):
                           engine={"max_new_tokens": 6, "batch_size": 4, "device": "cpu"}, progress=False, **extra)
 
 
-def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_data, lab_file, monkeypatch):
+def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_data, lab_file, use_engine):
     cfg = _config(tmp_path, {"Tiny CoT": str(tiny_model)}, lab_file, data_dir=str(shared_data))
     manifest = run(cfg)
     out = tmp_path / "eval"
@@ -37,7 +40,7 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
     assert results["Tiny CoT"]["math500"]["max_new_tokens"] == 6
     samples = [json.loads(line) for line in (out / "samples/Tiny_CoT/math500.jsonl").read_text().splitlines()]
     assert samples[0]["prompt"].startswith("Solve the following math problem.")
-    assert {"extracted", "correct_robust", "correct_paper", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
+    assert {"extracted_robust", "extracted_paper", "correct_robust", "correct_paper", "n_tokens", "finish_reason", "reflection"} <= set(samples[0])
     assert all(0 < s["n_tokens"] <= 6 for s in samples)
     assert manifest.counts["samples"] == 7
     lab = [json.loads(line) for line in (out / "samples/Tiny_CoT/lab.jsonl").read_text().splitlines()]
@@ -46,7 +49,7 @@ def test_tiny_model_end_to_end_then_resume_skips(tmp_path, tiny_model, shared_da
     def no_engine(_config):
         raise AssertionError("a finished evaluation must not generate again")
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", no_engine)
+    use_engine(no_engine)
     assert run(cfg).config_sha256 == manifest.config_sha256
 
 
@@ -64,9 +67,9 @@ class OracleEngine:
             yield Completion(request.id, text, n_tokens=10 + digit, finish_reason="stop")
 
 
-def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, monkeypatch):
-    monkeypatch.setattr("micota.generate.writer.load_engine", OracleEngine)
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+def test_scores_lengths_and_markers_reach_results(tmp_path, shared_data, lab_file, oracle, use_engine):
+    use_engine(OracleEngine)
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"  # no context guard for engines without a local model
     run(cfg)
     lab = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]["lab"]
@@ -91,7 +94,7 @@ def test_lab_benchmark_without_path_or_repeated_names_are_config_errors(tmp_path
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k", {"name": "gsm8k", "limit": 3}])
 
 
-def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, monkeypatch):
+def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared_data, lab_file, oracle, use_engine):
     seen = []
 
     class RecordingEngine(OracleEngine):
@@ -99,8 +102,8 @@ def test_per_benchmark_prompt_and_system_prompt_reach_the_model(tmp_path, shared
             seen.extend(requests)
             yield from super().generate(requests)
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", RecordingEngine)
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
+    use_engine(RecordingEngine)
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data), system_prompt="Be careful.")
     cfg.engine.engine = "scripted"
     cfg.benchmarks[0].prompt = "micota_generation"
     run(cfg)
@@ -126,11 +129,11 @@ class CrashingEngine(OracleEngine):
             yield completion
 
 
-def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, monkeypatch):
-    cfg = _config(tmp_path, {"Oracle": "oracle"}, lab_file, data_dir=str(shared_data))
+def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_data, lab_file, oracle, use_engine):
+    cfg = _config(tmp_path, {"Oracle": oracle}, lab_file, data_dir=str(shared_data))
     cfg.engine.engine = "scripted"
     cfg.engine.batch_size = 1  # the writer re-sends a torn batch whole; one request per batch keeps the count exact
-    monkeypatch.setattr("micota.generate.writer.load_engine", CrashingEngine)
+    use_engine(CrashingEngine)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     seen: list[str] = []
@@ -140,7 +143,7 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
             seen.extend(r.id for r in requests)
             yield from super().generate(requests)
 
-    monkeypatch.setattr("micota.generate.writer.load_engine", CountingEngine)
+    use_engine(CountingEngine)
     run(cfg)
     assert len(seen) == 7 - 3  # 3 math500 + 4 lab requests, 3 already on disk
     results = json.loads((tmp_path / "eval/results.json").read_text())["Oracle"]
@@ -150,3 +153,26 @@ def test_interrupted_evaluation_resumes_without_regenerating(tmp_path, shared_da
 def test_engine_model_is_rejected_in_favour_of_models(tmp_path):
     with pytest.raises(ValueError, match="evaluate takes its models from `models:`"):
         EvaluateConfig(out_dir=str(tmp_path), models={"a": "b"}, benchmarks=["gsm8k"], engine={"model": "x"})
+
+
+class GoldEngine(OracleEngine):
+    """Boxes every problem's clean gold, as the papers' prompt asks."""
+
+    def generate(self, requests):
+        for request in requests:
+            yield Completion(request.id, f"Final Answer: \\boxed{{{request.meta['gold']}}}", n_tokens=5, finish_reason="stop")
+
+
+def test_paper_scores_golds_as_the_papers_harness_does(tmp_path, shared_data, oracle, use_engine):
+    """Each scoring mode gets its own gold: AMC's float `27.0` and AIME's `025` match a boxed `27`/`25` in paper mode
+    (the tasks' leading-zero rule), OlympiadBench's 266 `$`-wrapped `final_answer[0]` golds never match there."""
+    use_engine(GoldEngine)
+    cfg = EvaluateConfig(out_dir=str(tmp_path / "eval"), models={"Gold": oracle}, data_dir=str(shared_data),
+                         benchmarks=["amc23", "aime24", "olympiadbench"], engine={"engine": "scripted"}, progress=False)
+    run(cfg)
+    results = json.loads((tmp_path / "eval/results.json").read_text())["Gold"]
+    assert {b: r["accuracy_robust"] for b, r in results.items()} == {"amc23": 1.0, "aime24": 1.0, "olympiadbench": 1.0}
+    assert results["amc23"]["accuracy_paper"] == 1.0 and results["aime24"]["accuracy_paper"] == 1.0
+    assert results["olympiadbench"]["accuracy_paper"] == pytest.approx((675 - 266) / 675)
+    amc = json.loads((tmp_path / "eval/samples/Gold/amc23.jsonl").read_text().splitlines()[0])
+    assert amc["reason_paper"].startswith("AMC match")

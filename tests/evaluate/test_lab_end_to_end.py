@@ -38,4 +38,4 @@ def test_lab_student_and_scripted_teacher_on_gsm8k_subset_and_lab_benchmark(tmp_
     lab = json.loads((tmp_path / "teacher/results.json").read_text())["Scripted teacher"]["lab"]
     assert lab["accuracy_robust"] == 1.0 and lab["accuracy_paper"] == 1.0 and lab["truncation_rate"] == 0.0
     samples = [json.loads(line) for line in (tmp_path / "teacher/samples/Scripted_teacher/lab.jsonl").open()]
-    assert all(s["extracted"] == s["gold"] for s in samples)
+    assert all(s["extracted_robust"] == s["gold"] for s in samples)

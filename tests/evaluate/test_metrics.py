@@ -13,8 +13,8 @@ def test_markers_count_words_not_substrings_and_span_whitespace():
     assert counts == {"wait": 2, "let me check": 1, "alternatively": 1, "hmm": 1}
 
 
-def _sample(correct_robust, correct_paper, n_tokens, finish, wait):
-    return {"correct_robust": correct_robust, "correct_paper": correct_paper, "n_tokens": n_tokens,
+def _sample(correct_robust, correct_paper, n_tokens, finish, wait, pid=None):
+    return {"id": pid or f"p{n_tokens}", "correct_robust": correct_robust, "correct_paper": correct_paper, "n_tokens": n_tokens,
             "finish_reason": finish, "reflection": {"wait": wait}, "reflection_total": wait}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from micota.cli import app
@@ -35,6 +36,27 @@ def test_cli_grades_a_file_and_reports_accuracy(tmp_path):
     assert [g["correct"] for g in graded] == [True, False] and graded[1]["extracted"] == "0.4"
 
 
+def test_cli_grades_in_paper_mode_with_the_benchmark_rules(tmp_path):
+    """``--mode paper --benchmark amc23``: the AMC task's leading-zero rule reads the float gold 27.0."""
+    path = tmp_path / "amc.jsonl"
+    rows = [{"gold": 27.0, "response": "Final Answer: \\boxed{27}"}, {"gold": 36.0, "response": "\\boxed{36.5}"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["grade", str(path), "--mode", "paper", "--benchmark", "amc23"])
+    assert result.exit_code == 0, result.output
+    assert "grade (paper): 1/2 correct" in result.output
+    graded = [json.loads(line) for line in (tmp_path / "amc.graded.jsonl").read_text().splitlines()]
+    assert graded[0]["reason"].startswith("AMC match")
+    refused = CliRunner().invoke(app, ["grade", str(path), "--mode", "rule"])
+    assert refused.exit_code == 2 and "robust, paper" in refused.output
+
+
+def test_paper_mode_grades_many_in_process(monkeypatch):
+    """Paper mode is string work only: a large batch never starts worker processes."""
+    monkeypatch.setattr(batch, "_grade_parallel", lambda *args: pytest.fail("workers started"))
+    verdicts = grade_many([("5", "\\boxed{5}")] * 300, mode="paper", workers=2)
+    assert all(v.correct for v in verdicts)
+
+
 def test_cli_names_the_missing_field(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps({"gold": "1"}) + "\n")
@@ -47,7 +69,9 @@ def test_grade_many_keeps_the_per_case_limit_inside_workers(monkeypatch):
     monkeypatch.setattr(batch, "SERIAL_BELOW", 0)
     monkeypatch.setattr(batch, "CHUNK", 2)
     slow = ("x^2+1", "\\boxed{(x+y+z+1)^{300}}")
-    verdicts = grade_many([slow, ("7", "\\boxed{7}"), slow, ("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2)
+    # 5 s: enough for (x+1)^2 on a busy 2-core box, far too little to expand a 300th power
+    verdicts = grade_many([slow, ("7", "\\boxed{7}"), slow, ("(x+1)^2", "\\boxed{x^2+2x+1}")], workers=2,
+                          time_limit_s=5)
     assert [v.correct for v in verdicts] == [False, True, False, True]
     assert "timed out" in verdicts[0].reason and "timed out" in verdicts[2].reason
 

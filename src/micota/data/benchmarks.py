@@ -31,8 +31,9 @@ class Problem:
     """One problem: ``answer`` is the gold as a clean string (what a correct model writes).
 
     ``metadata["gold_raw"]`` keeps the gold as the file stores it (AMC ``27.0``, OlympiadBench's
-    list of ``$…$`` strings); :func:`micota.grade.grade` takes either, and the raw form is what
-    makes ``paper`` mode reproduce the published graders' faults.
+    list of ``$…$`` strings); ``metadata["gold_paper"]`` is the value the papers' lm-eval task
+    compares with (MATH-500: the last box of ``solution``, not ``answer``; GSM8K: the whole
+    ``answer`` text), the gold for ``grade(..., mode="paper")``.
     """
 
     id: str
@@ -190,8 +191,28 @@ def problem_from_row(spec: BenchmarkSpec, row: dict[str, Any], index: int, *, wh
     row_id = row.get(spec.id_field) if spec.id_field else None
     metadata = {key: row.get(key) for key in spec.metadata_fields if key in row}
     metadata.update(benchmark=spec.name, benchmark_version=spec.version,
-                    gold_raw=raw_gold if spec.raw_gold_is_answer else gold)
+                    gold_raw=raw_gold if spec.raw_gold_is_answer else gold,
+                    gold_paper=paper_gold_of_row(spec.name, row, where=where))
     return Problem(id=str(row_id if row_id is not None else index), problem=text, answer=gold, metadata=metadata)
+
+
+def paper_gold_of_row(name: str, row: dict[str, Any], *, where: str) -> Any:
+    """The gold the papers' lm-eval task compares with (``grade(..., mode="paper")`` takes it).
+
+    AIME24 ``answer`` as stored (``025``), AMC23 ``str(answer)`` (``27.0``), OlympiadBench
+    ``final_answer[0]`` as stored (``$…$`` kept), MATH-500 the last ``\\boxed{}`` of ``solution``
+    (None when it has none), GSM8K the whole ``answer`` text: see :data:`micota.grade.paper.PAPER_TASKS`.
+    """
+    from micota.grade.paper import paper_gold
+    from micota.grade.paper_extract import HarnessError
+
+    try:
+        return paper_gold(name, row)
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MicotaError(f"{where}: the papers' harness reads a field this line lacks or holds "
+                          f"differently ({type(exc).__name__}: {exc}); the line has {sorted(row)}.") from None
+    except HarnessError:
+        return None  # the harness itself fails on this gold: no response can match it
 
 
 def _hub_rows(spec: BenchmarkSpec) -> list[tuple[int, dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""The context-length guard: a prompt is never truncated (issue 5, item 2).
+"""The context-length guard: a prompt is never truncated.
 
 lm-eval silently cuts the prompt to nothing when ``max_gen_toks`` >= the model's context;
 here the longest chat-formatted prompt plus ``max_new_tokens`` is checked against the
@@ -77,10 +77,13 @@ def checked_max_new_tokens(
         "to lower it automatically with a warning.")
 
 
-def guard_requests(model: str, tokenizer_name: Optional[str], messages_by_id: dict[str, list[dict[str, str]]],
+def guard_requests(model: str, tokenizer_name: Optional[str], groups: dict[str, dict[str, list[dict[str, str]]]],
                    max_new_tokens: int, *, policy: ContextPolicy, trust_remote_code: bool = False,
-                   where: str = "model") -> int:
-    """Load ``model``'s tokenizer and config and return the checked max_new_tokens for these prompts."""
+                   where: str = "model") -> dict[str, int]:
+    """Load ``model``'s tokenizer and config once; return the checked max_new_tokens of each group of prompts.
+
+    ``groups`` maps a name (a benchmark) to its prompts by id; errors say ``<where> on <name>``.
+    """
     from transformers import AutoConfig
 
     from micota.hub import load_tokenizer
@@ -91,5 +94,9 @@ def guard_requests(model: str, tokenizer_name: Optional[str], messages_by_id: di
     except (OSError, ValueError) as exc:
         raise MicotaError(f"{where}: cannot read config.json of {model!r} for the context-length check ({exc}). "
                           "Give a local model folder or a reachable hub id.") from None
-    lengths = [(pid, len(chat_prompt_ids(tokenizer, msgs))) for pid, msgs in messages_by_id.items()]
-    return checked_max_new_tokens(lengths, max_new_tokens, model_context_length(config), policy=policy, where=where)
+    context = model_context_length(config)
+    limits = {}
+    for name, messages_by_id in groups.items():
+        lengths = [(pid, len(chat_prompt_ids(tokenizer, msgs))) for pid, msgs in messages_by_id.items()]
+        limits[name] = checked_max_new_tokens(lengths, max_new_tokens, context, policy=policy, where=f"{where} on {name}")
+    return limits

@@ -27,6 +27,7 @@ from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 
 FinishReason = Literal["stop", "length"]
+THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{content}"  # an assistant turn with reasoning, as Qwen3's chat template renders it
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class EngineConfig(StrictModel):
     max_retries: Optional[int] = _placement(None, ge=0)  # cap on tries per request (None: only retry_total_s limits)
     reasoning: Literal["join", "field", "drop"] = "join"  # server reasoning_content: join into the response as
     # the chat template writes it (<think>...</think>), keep only in the record's `reasoning` field, or drop
+    reasoning_template: str = THINK_TEMPLATE  # how `join` writes reasoning and answer (Qwen3/QwQ/R1-distill markup)
     scripted: Optional[ScriptedOptions] = None
 
     def sampling_params(self) -> dict[str, Any]:

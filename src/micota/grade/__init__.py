@@ -1,4 +1,7 @@
-"""Answer grading: extract a response's final answer and decide whether it equals the gold (issue 3).
+"""Answer grading: extract a response's final answer and decide whether it equals the gold.
+
+Two modes: ``robust`` (micota's grader, the headline score) and ``paper`` (the papers' lm-eval
+harness task by task, :mod:`micota.grade.paper`).
 
 >>> from micota.grade import grade
 >>> grade("27.0", "The answer is $\\\\boxed{27}$").correct
@@ -9,6 +12,7 @@ Importing this package is cheap (no sympy); symbolic comparison starts a child p
 
 from micota.grade.batch import grade_many
 from micota.grade.extract import extract_answer
-from micota.grade.grader import Verdict, gold_text, grade
+from micota.grade.grader import MODES, gold_text, grade
+from micota.grade.verdict import Verdict
 
-__all__ = ["Verdict", "extract_answer", "gold_text", "grade", "grade_many"]
+__all__ = ["MODES", "Verdict", "extract_answer", "gold_text", "grade", "grade_many"]

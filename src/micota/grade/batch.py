@@ -34,7 +34,7 @@ def grade_many(pairs: Sequence[tuple[Gold, str]], *, benchmark: str | None = Non
     """
     pairs = list(pairs)
     workers = workers or min(os.cpu_count() or 1, 8)
-    if workers <= 1 or len(pairs) < SERIAL_BELOW:
+    if workers <= 1 or len(pairs) < SERIAL_BELOW or mode == "paper":  # paper mode is string work only
         return _grade_chunk(pairs, benchmark, mode, time_limit_s)
     settled: list[Verdict | None] = [None] * len(pairs)
     if mode == "robust":  # integers and missing answers cost microseconds: never ship them to workers

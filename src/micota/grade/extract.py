@@ -21,6 +21,7 @@ _PHRASES = re.compile(
     r"####)\s*(?::\s*)?",
     re.IGNORECASE,
 )
+_FINAL_PHRASE = re.compile(r"final\s+answer\s*\**\s*(?:is\b|:|=)\s*\**\s*(?::\s*)?", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<!\\)\.(?=\s|$)|\n\s*\n|\n(?=[A-Z#*])|,\s+(?=(?:which|since|because|so|as|but|where|with|that|this)\b)"
                            r"|\s+(?=(?:because|since|as we|which is)\b)")
 _MATH = r"(?:\$\$.+?\$\$|\$(?:\\\$|[^$])+\$|\\\(.+?\\\)|\\\[.+?\\\])"  # $..$ may hold \$ money
@@ -52,6 +53,12 @@ def last_boxed(text: str) -> str | None:
     >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and finally \\boxed{\\{1, 2\\}}")
     '\\\\{1, 2\\\\}'
     """
+    found = _last_box(text)
+    return None if found is None else found[1]
+
+
+def _last_box(text: str) -> tuple[int, str] | None:
+    """``(index after the box, content)`` of the box :func:`last_boxed` reads."""
     best: tuple[int, str] | None = None
     for match in reversed(list(_BOX.finditer(text))[-MAX_BOXES:]):
         rest = match.end()
@@ -65,7 +72,7 @@ def last_boxed(text: str) -> str | None:
         bare = re.match(r"[^\s$\\]+", text[rest:])
         if bare and rest > match.end() and (best is None or rest + bare.end() > best[0]):
             best = (rest + bare.end(), bare.group(0).rstrip(".,"))
-    return None if best is None else best[1]
+    return best
 
 
 def boxes_on_last_line(response: str) -> list[str]:
@@ -109,6 +116,21 @@ def _phrase_answer(text: str) -> str | None:
     return None
 
 
+def _final_statement_after(text: str, box_end: int) -> str | None:
+    """A "final answer is $…$" statement after the last box: it overrides a boxed intermediate
+    (``$a=\\boxed{2}$ … the final answer is $2x+1$``). Only a math segment or a short bare
+    answer counts, so prose after a box ("final answer: it checks out") never replaces it."""
+    matches = list(_FINAL_PHRASE.finditer(text, box_end))
+    if not matches:
+        return None
+    tail = text[matches[-1].end() : matches[-1].end() + MAX_ANSWER_CHARS].strip().lstrip("*").strip()
+    math = _LEADING_MATH.match(tail)
+    if math:
+        return math.group(1)
+    end = _SENTENCE_END.search(tail)
+    return _bare_answer((tail[: end.start()] if end else tail).split("\n")[0].strip().strip("*").strip())
+
+
 def _bare_answer(text: str) -> str | None:
     """A response that is only an answer (``18``, ``\\frac{1}{2}``, ``$x=3$``): short, one line, few words."""
     text = text.strip()
@@ -145,7 +167,8 @@ def extract_answer(response: str, *, benchmark: str | None = None) -> str | None
         return None
     if _cut_inside_last_box(text):
         return None  # truncated while writing its final box: it states no final answer
-    answer = last_boxed(text)
+    box = _last_box(text)
+    answer = None if box is None else (_final_statement_after(text, box[0]) or box[1])
     if answer is None:
         answer = _phrase_answer(text)
     if answer is None:

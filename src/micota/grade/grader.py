@@ -1,20 +1,22 @@
-"""``grade(gold, response)``: the one function the filter stage and evaluation call (issue 3).
+"""``grade(gold, response)``: the one function the filter stage and evaluation call.
 
-Light to import (no sympy) and fast for plain numbers; symbolic work happens only when the
-cheap layers cannot decide, in a child process with a hard deadline.
+Grading modes are rows of :data:`MODES`: ``robust`` (micota's grader) and ``paper`` (the papers'
+lm-eval harness, :mod:`micota.grade.paper`). Light to import (no sympy) and fast for plain
+numbers; symbolic work happens only when the cheap layers cannot decide, in a child process with
+a hard deadline.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Sequence, Union
 
 from micota.grade.equivalence import Deadline, is_equivalent, prepare, split_top_level
 from micota.grade.extract import boxes_on_last_line, extract_answer
-from micota.grade.rule import last_boxed_classic, rule_equal
+from micota.grade.paper import grade_paper
 from micota.grade.symbolic import prestart
+from micota.grade.verdict import Verdict
 
 Gold = Union[str, float, int, Sequence[str]]
 MODES = ("robust", "paper")
@@ -23,19 +25,11 @@ KNOWN_BENCHMARKS = ("aime24", "amc23", "olympiadbench", "math500", "gsm8k", "lab
 _PLAIN_INT = re.compile(r"[+-]?\d{1,30}")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The grade of one response: whether it is correct, what answer it stated, and why."""
-
-    correct: bool
-    extracted: str | None
-    reason: str
-
-
 def gold_text(gold: Gold, mode: str = "robust") -> str:
     """A gold as a string: AMC floats ``27.0`` -> ``27``; OlympiadBench ``["$a$", "$b$"]`` -> ``a, b``.
 
-    In ``paper`` mode the float keeps its classic ``str()`` form, as the published graders saw it.
+    In ``paper`` mode a gold is read as the papers' harness reads it: a float by ``str()``
+    (``27.0``) and a list by its first item as stored (OlympiadBench ``final_answer[0]``).
 
     >>> gold_text(27.0), gold_text(["$\\\\frac{1}{2}$"]), gold_text(27.0, "paper")
     ('27', '\\\\frac{1}{2}', '27.0')
@@ -49,9 +43,9 @@ def gold_text(gold: Gold, mode: str = "robust") -> str:
     if isinstance(gold, int):
         return str(gold)
     if isinstance(gold, (list, tuple)):
-        parts = [gold_text(part, mode) for part in gold]
         if mode == "paper":
-            return parts[0] if len(parts) == 1 else ", ".join(parts)
+            return gold_text(gold[0], mode) if gold else ""
+        parts = [gold_text(part, mode) for part in gold]
         return ", ".join(re.sub(r"(?<!\\)\$", "", part).strip() for part in parts)  # "$a$,$b$" -> "a,b"
     return "" if gold is None else str(gold)
 
@@ -60,9 +54,10 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
           time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> Verdict:
     """Whether ``response`` states ``gold`` as its final answer.
 
-    ``mode="robust"`` (default) applies every equivalence rule of issue 3; ``mode="paper"`` is the
-    classic MATH grader (last box, ``strip_string``, exact match) for paper-comparable scores.
-    Never raises on model text: bad input gives ``correct=False`` with a reason.
+    ``mode="robust"`` (default) applies micota's equivalence rules. ``mode="paper"`` scores as the
+    papers' lm-eval tasks do for ``benchmark`` (:mod:`micota.grade.paper`); pass it the gold
+    those tasks read (``Problem.metadata["gold_paper"]``). Never raises on model text: bad input
+    gives ``correct=False`` with a reason.
 
     >>> grade("1/2", "So the answer is $\\\\boxed{0.5}$.").correct
     True
@@ -76,18 +71,10 @@ def grade(gold: Gold, response: str, *, benchmark: str | None = None, mode: str 
         return Verdict(False, None, f"response is {type(response).__name__}, not text")
     try:
         if mode == "paper":
-            return _grade_rule(gold_text(gold, "paper"), response)
+            return grade_paper(None if gold is None else gold_text(gold, "paper"), response, benchmark)
         return _grade_robust(gold_text(gold), response, benchmark, time_limit_s)
     except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
         return Verdict(False, None, f"could not grade: {type(exc).__name__}")
-
-
-def _grade_rule(gold: str, response: str) -> Verdict:
-    answer = last_boxed_classic(response)
-    if answer is None:
-        return Verdict(False, None, "no \\boxed{} answer found (paper mode)")
-    same = rule_equal(gold, answer)
-    return Verdict(same, answer, "exact match after strip_string" if same else "no exact match after strip_string")
 
 
 def quick_verdict(gold: Gold, response: str, *, benchmark: str | None = None) -> Verdict | None:

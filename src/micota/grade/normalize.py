@@ -49,15 +49,56 @@ _NUMBER_WORDS = {word: str(n) for n, word in enumerate(
 
 
 _VECTOR = re.compile(r"\\begin\{[pbv]?matrix\}(.*?)\\end\{[pbv]?matrix\}", re.DOTALL)
+# \left[\begin{array}{cc} … \end{array}\right] is a matrix too (\left/\right are gone by now)
+_ARRAY = re.compile(r"(\[|\()?\s*\\begin\{array\}\s*\{[^{}]*\}(.*?)\\end\{array\}\s*(\]|\))?", re.DOTALL)
+_SCALAR = r"-|[+-]?(?:\d+(?:\.\d+)?|\\frac\s*\{[^{}]+\}\s*\{[^{}]+\}|\d*\s*\\sqrt\s*\{[^{}]+\})"
+_SCALED_VECTOR = re.compile(rf"^({_SCALAR})\s*(?:\\cdot|\\times)?\s*\\begin\{{([pbv]?matrix)\}}(.*?)\\end\{{\2\}}$",
+                            re.DOTALL)
+
+
+def _array_as_matrix(match: re.Match) -> str:
+    opening, body, closing = match.groups()
+    if (opening or "") + (closing or "") not in {"", "[]", "()"}:
+        return match.group(0)  # "(\begin{array}…]" is not one bracketed matrix
+    return "\\begin{pmatrix}" + body + "\\end{pmatrix}"
+
+
+def _matrix_cells(body: str) -> tuple[list[str], bool]:
+    """The cells of a matrix body and whether it is a vector (one row or one column)."""
+    rows = [row.strip() for row in body.split("\\\\") if row.strip()]
+    cells = [cell.strip() for row in rows for cell in row.split("&")]
+    return cells, len(rows) == 1 or all("&" not in row for row in rows)
 
 
 def _vector_as_tuple(match: re.Match) -> str:
-    """A one-column or one-row matrix is a vector: ``(2, -1)`` (issue 3: matrices vs tuples)."""
-    rows = [row.strip() for row in match.group(1).split("\\\\") if row.strip()]
-    cells = [cell.strip() for row in rows for cell in row.split("&")]
-    if len(rows) == 1 or all("&" not in row for row in rows):
-        return "(" + ", ".join(cells) + ")"
-    return match.group(0)
+    """A one-column or one-row matrix is a vector: ``(2, -1)`` (matrices vs tuples)."""
+    cells, vector = _matrix_cells(match.group(1))
+    return "(" + ", ".join(cells) + ")" if vector else match.group(0)
+
+
+def _scaled_vector_as_tuple(text: str) -> str:
+    """``\\frac{1}{3}\\begin{pmatrix} -1 \\\\ 2 \\end{pmatrix}`` -> ``(-1/3, 2/3)``: a scalar factored
+    out of a vector is multiplied back in (exactly when both are plain numbers)."""
+    match = _SCALED_VECTOR.match(text.strip())
+    if not match:
+        return text
+    cells, vector = _matrix_cells(match.group(3))
+    if not vector:
+        return text  # a scaled 2-D matrix is left to the symbolic layer, which reads it
+    scalar = "-1" if match.group(1) == "-" else match.group(1)
+    return "(" + ", ".join(_times(scalar, cell) for cell in cells) + ")"
+
+
+def _times(scalar: str, cell: str) -> str:
+    from micota.grade.numbers import read_number
+
+    left, right = read_number(scalar.replace(" ", "")), read_number(cell.replace(" ", ""))
+    if right is not None and right.value in (1, -1) and not right.places:  # 1 times the scalar needs no algebra
+        return scalar if right.value == 1 else (scalar[1:] if scalar.startswith("-") else f"-{scalar}")
+    if left is None or right is None or left.places or right.places:
+        return f"{scalar} \\cdot ({cell})"
+    value = left.value * right.value
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
 def clean_text(text: str) -> str:
@@ -126,6 +167,7 @@ def normalize_answer(text: str) -> str:
     """
     text = strip_wrappers(clean_text(text))
     text = text.replace("\\cfrac", "\\frac").replace("\\langle", "(").replace("\\rangle", ")")
+    text = re.sub(r"\\colon|\\mathbin\s*\{\s*:\s*\}|\\!:\\!", ":", text)  # 3 \colon 4 is the ratio 3:4
     text = re.sub(r"^\\approx\s*|^[a-zA-Z]\s*\\approx\s*", "", text.strip())
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
     text = text.replace("\\left", "").replace("\\right", "").replace("\\big", "").replace("\\Big", "")
@@ -135,6 +177,7 @@ def normalize_answer(text: str) -> str:
     text = re.sub(r"(\d)\\[,!: ](?=\d{3})", r"\1", text)
     if _THOUSANDS.fullmatch(text.strip()):
         text = text.replace(",", "")
+    text = _scaled_vector_as_tuple(_ARRAY.sub(_array_as_matrix, text))
     text = _VECTOR.sub(_vector_as_tuple, text)
     text = unwrap_text_commands(text)
     text = _SPACES.sub(" ", text).replace("\\varnothing", "\\emptyset").replace("\\{\\}", "\\emptyset")
