@@ -119,3 +119,20 @@ def test_length_tables_report_tokens_and_wait_without_marks():
     assert dict(tables["Wait per response (Figure 4)"].rows)["Instruct"] == pytest.approx([2.0, 2.0, 2.0])
     extension = tables["Other reflection markers (micota extension)"]
     assert "hmm" in extension.caption and "not in the papers" in extension.caption
+
+
+def test_sampled_protocol_adds_majority_vote_tables(tmp_path):
+    import json
+
+    from micota.analyze.report import write_report
+    from micota.manifest import Manifest, write_manifest
+
+    stage = tmp_path / "run" / "evaluate"
+    stage.mkdir(parents=True)
+    results = {"m": {"aime24": {**entry(0.2, accuracy_robust_std=0.05), "maj@8_robust": 0.3, "maj@8_paper": 0.2}}}
+    (stage / "results.json").write_text(json.dumps(results))
+    write_manifest(stage, Manifest(stage="evaluate", config_sha256="x"))
+    text = write_report([tmp_path / "run"], tmp_path / "out").read_text()
+    assert "| m | **20.0 ± 5.0** | **20.0** |" in text
+    assert "### maj@8_robust (sampled protocol)" in text and "| m | 30.0 | 30.0 |" in text
+    assert (tmp_path / "out" / "tables" / "maj_at_8_paper.csv").is_file()

@@ -74,7 +74,7 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     for i, (model, per) in enumerate(results.items()):
         size = max(24.0, 110 * 0.85**i)  # later models drawn smaller, so identical points stay visible as rings
         for j, bench in enumerate(benches):
-            if bench in per and per[bench].get("n"):
+            if bench in per and per[bench].get("n") and per[bench].get("mean_tokens") is not None:
                 ax.scatter(per[bench]["mean_tokens"], 100 * per[bench][f"accuracy_{mode}"], s=size, alpha=0.9,
                            color=colours[i % len(colours)], marker=_MARKERS[j % len(_MARKERS)], edgecolor="black", lw=0.5)
     def header(text: str) -> Any:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from micota.analyze import plots
-from micota.analyze.tables import (Block, Results, Table, accuracy_table, delta_table, length_tables, scoring_modes,
-                                   to_csv, to_latex, to_markdown)
+from micota.analyze.tables import (Block, Results, Table, accuracy_table, delta_table, length_tables, metric_table,
+                                   scoring_modes, to_csv, to_latex, to_markdown)
 from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
 from micota.manifest import MANIFEST_NAME, Manifest, read_manifest
@@ -126,12 +126,23 @@ def _accuracy_section(data: RunData, out: Path, base_model: Optional[str], block
     for mode in scoring_modes(data.results):
         table = accuracy_table(data.results, mode, blocks)
         parts.append(f"### {mode} scoring\n\n" + _save_table(table, out, f"accuracy_{mode}"))
+        for key in _majority_keys(data.results, mode):  # sampled protocol: majority vote over the n samples
+            majority = metric_table(data.results, key, f"{key}: accuracy (%) of the most frequent answer over the "
+                                    f"samples of each problem, {mode} scoring.", scale=100.0)
+            parts.append(f"### {key} (sampled protocol)\n\n" + _save_table(majority, out, key.replace("@", "_at_")))
         if base_model and base_model in data.results:
             delta = delta_table(accuracy_table(data.results, mode), base_model)
             parts.append(f"### Δ vs {base_model} ({mode}; Table 1 layout)\n\n" + _save_table(delta, out, f"delta_{mode}"))
     plot = plots.plot_accuracy_vs_length(data.results, out / "plots" / "accuracy_vs_length.png")
     parts.append(f"![Accuracy vs mean response length]({_relative(plot, out)})\n")
     return "\n".join(parts)
+
+
+def _majority_keys(results: Results, mode: str) -> list[str]:
+    """The ``maj@<n>_<mode>`` keys present in ``results`` (written by the sampled protocol)."""
+    found = {key for per in results.values() for metrics in per.values() for key in metrics
+             if re.fullmatch(rf"maj@\d+_{mode}", key)}
+    return sorted(found)
 
 
 def _length_section(data: RunData, out: Path, groups: Mapping[str, Sequence[str]]) -> str:
