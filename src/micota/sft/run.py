@@ -1,30 +1,39 @@
-"""The ``sft`` stage: full fine-tuning with TRL's SFTTrainer, resumable from checkpoints.
+"""The ``sft`` stage: full fine-tuning with TRL's SFTTrainer, resumable, on one process or many.
 
-Output folder: ``model/`` (HF folder: safetensors, config, generation config, tokenizer),
-``log_history.json`` (the trainer's loss/lr log), ``dropped.json`` (ids of samples over
-``max_length``), ``manifest.json``. Defaults are the MiCoTA paper's TA/student settings:
-lr 1e-5 cosine, weight decay 0.01, 2 epochs, global batch 32.
+Output folder: ``model/`` (one complete HF folder: safetensors, config, generation config,
+tokenizer, also after ZeRO-3 or FSDP), ``log_history.json`` (the trainer's loss/lr log),
+``train.log`` (the launched ranks' output; inline: one JSON line per trainer log),
+``dropped.json`` (ids of samples over ``max_length``), ``manifest.json``.
+
+Defaults are the MiCoTA paper's TA setting (appendix 6.2): lr 1e-5 cosine, weight decay 0.01,
+2 epochs, global batch 32. The paper's students differ: for the R1-Distill-Qwen-32B teacher
+they train with batch 128 (96 for the 1.5B student), peak lr 2e-5, up to 3 epochs; a recipe
+sets those per student.
+
+How it runs is placement, outside the config hash: ``launcher`` x ``distributed`` x
+``num_processes`` (see :mod:`micota.sft.launch`), attention kernel, Liger kernels, gradient
+checkpointing, padding-free batching, micro batch size and loggers change speed and memory,
+not what is learned.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
-from micota.hub import check_model_source, load_tokenizer
+from micota.hub import check_model_source
 from micota.manifest import Manifest
-from micota.sft.data import SFTRows, load_sft_rows
+from micota.resources import Placement, Resources, visible_gpu_count
+from micota.sft.launch import DISTRIBUTED, LAUNCHERS, LaunchPlan, check_precision, launch_plan, module_available, run_launched
 from micota.stage import StageResult, run_stage
 
-MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoints"
+_PLACE = NOT_HASHED
+# report_to row -> modules that provide it (any one suffices)
+REPORTERS: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 
 
 class SFTConfig(StrictModel):
@@ -35,154 +44,162 @@ class SFTConfig(StrictModel):
     tokenizer: Optional[str] = None  # defaults to `model`
     data: list[Path]  # JSONL files with chat `messages` (last turn = assistant target)
     max_length: int = Field(16384, ge=8)  # tokens (prompt + response); longer samples are dropped, never cut
-    learning_rate: float = Field(1e-5, gt=0)  # paper: 1e-5
+    learning_rate: float = Field(1e-5, gt=0)  # MiCoTA TA: 1e-5 (students with the R1 teacher: 2e-5)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)  # share of steps with linear warm-up
-    weight_decay: float = Field(0.01, ge=0.0)  # paper: 0.01
-    epochs: float = Field(2.0, gt=0)  # paper: 2
+    weight_decay: float = Field(0.01, ge=0.0)  # MiCoTA: 0.01
+    epochs: float = Field(2.0, gt=0)  # MiCoTA TA: 2 (students with the R1 teacher: up to 3)
     max_steps: Optional[int] = Field(None, ge=1)  # overrides epochs when set
-    global_batch_size: int = Field(32, ge=1)  # samples per optimizer step over all devices (paper: 32)
-    micro_batch_size: int = Field(1, ge=1)  # samples per device per forward pass
+    global_batch_size: int = Field(32, ge=1)  # samples per optimizer step over all processes (MiCoTA TA: 32; students: 128)
+    micro_batch_size: int = Field(1, ge=1, json_schema_extra=_PLACE)  # samples per process per forward; the loss is
+    # normalised over the whole global batch's tokens, so this changes memory, not the update
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    gradient_checkpointing: bool = False  # trade compute for memory on long CoT
     save_steps: Optional[int] = Field(None, ge=1)  # checkpoint every N steps (None: once per epoch)
     keep_checkpoints: bool = False  # keep checkpoints/ after a successful run
     logging_steps: int = Field(10, ge=1)
     seed: int = 42
-    deepspeed: Optional[Path] = None  # DeepSpeed JSON for multi-GPU (launch with accelerate/deepspeed)
     trust_remote_code: bool = False
-    progress: bool = Field(True, json_schema_extra=NOT_HASHED)  # progress bars
+    # --- placement and speed (not hashed)
+    launcher: Literal["auto", "inline", "torchrun", "accelerate"] = Field("auto", json_schema_extra=_PLACE)  # auto:
+    # inline for one process, accelerate on GPUs, torchrun on CPU
+    distributed: Literal["ddp", "zero3", "fsdp"] = Field("ddp", json_schema_extra=_PLACE)  # packaged accelerate config
+    num_processes: Union[int, Literal["auto"]] = Field("auto", json_schema_extra=_PLACE)  # auto: GPUs of `resources`,
+    # else resources.cpu_processes
+    resources: Resources = Field(default_factory=Resources, json_schema_extra=_PLACE)
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", json_schema_extra=_PLACE)
+    use_liger_kernel: bool = Field(False, json_schema_extra=_PLACE)  # Liger's fused RMSNorm/RoPE/SwiGLU (GPU, liger-kernel)
+    gradient_checkpointing: bool = Field(False, json_schema_extra=_PLACE)  # recompute activations: less memory on long CoT
+    padding_free: bool = Field(False, json_schema_extra=_PLACE)  # one flat sequence per micro batch with position ids;
+    # no attention across samples (same loss as padding: tests/sft/test_sft_options.py)
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list, json_schema_extra=_PLACE)
+    progress: bool = Field(True, json_schema_extra=NOT_HASHED)  # progress bars (and the ranks' output on the console)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_deepspeed_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "deepspeed" in data:
+            raise ValueError(
+                f"`deepspeed: {data['deepspeed']}` is gone: the stage launches its own processes. Use `distributed: zero3` "
+                "(a DeepSpeed ZeRO-3 accelerate config shipped with micota) and let `num_processes`/`resources` size it."
+            )
+        return data
 
     @field_validator("data", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, (str, Path)) else value
 
+    @field_validator("num_processes")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value != "auto" and value < 1:
+            raise ValueError(f"num_processes must be >= 1 or 'auto', got {value}")
+        return value
+
     @model_validator(mode="after")
     def _batch_divides(self) -> "SFTConfig":
-        per_step = self.micro_batch_size * world_size()
-        if self.global_batch_size % per_step:
-            raise ValueError(
-                f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size x devices "
-                f"({self.micro_batch_size} x {world_size()} = {per_step}); change micro_batch_size or global_batch_size"
-            )
+        processes = self.num_processes if self.num_processes != "auto" else 1  # auto: checked again in preflight
+        _check_batch(self, processes)
         return self
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def _check_batch(cfg: SFTConfig, processes: int) -> None:
+    per_step = cfg.micro_batch_size * processes
+    if cfg.global_batch_size % per_step:
+        raise ValueError(
+            f"global_batch_size ({cfg.global_batch_size}) must be a multiple of micro_batch_size x processes "
+            f"({cfg.micro_batch_size} x {processes} = {per_step}); change micro_batch_size or global_batch_size"
+        )
 
 
 def run(cfg: SFTConfig) -> Manifest:
     """Train (resuming from the last checkpoint of an interrupted same-config run) and save the model."""
     check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
+    preflight(cfg)
     inputs: dict[str, str | Path] = {f"data[{i}]": p for i, p in enumerate(cfg.data)}
     if Path(cfg.model).exists():
         inputs["model"] = cfg.model
-    return run_stage("sft", cfg, cfg.out_dir, inputs, lambda out: _train(cfg, out), resumable=True)
+    return run_stage("sft", cfg, cfg.out_dir, inputs, lambda out: _train_stage(cfg, out), resumable=True)
 
 
-def _train(cfg: SFTConfig, out: Path) -> StageResult:
-    from datasets import Dataset
-    from trl import SFTTrainer
+def _train_stage(cfg: SFTConfig, out: Path) -> StageResult:
+    from micota.sft.train import CHECKPOINT_DIR, last_complete_checkpoint, train
 
-    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code, field="sft.tokenizer")
-    data = load_sft_rows(cfg.data, tokenizer, cfg.max_length)
-    if not data.rows:
-        files = ", ".join(str(p) for p in cfg.data)
-        if not data.dropped_too_long:
-            raise MicotaError(f"sft: the training data is empty ({files}). If a filter stage made it, its dropped.jsonl says why.")
-        raise MicotaError(f"sft: none of the {len(data.dropped_too_long)} samples in {files} fits max_length={cfg.max_length}; raise max_length.")
-    (out / "dropped.json").write_text(json.dumps({"too_long": data.dropped_too_long}, indent=1))
-    trainer = SFTTrainer(
-        model=_load_model(cfg),
-        args=_trainer_args(cfg, out),
-        train_dataset=Dataset.from_list(data.rows),
-        processing_class=tokenizer,
-    )
-    resume_from = last_complete_checkpoint(out / CHECKPOINT_DIR)
-    resume_step = int(resume_from.name.rsplit("-", 1)[1]) if resume_from else 0
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    trainer.save_model(str(out / MODEL_DIR))
-    tokenizer.save_pretrained(out / MODEL_DIR)
-    (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    return StageResult(
-        outputs={"model": MODEL_DIR, "log_history": "log_history.json"},
-        counts=_counts(data),
-        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step, "resumed_from_step": resume_step},
-    )
+    last_complete_checkpoint(out / CHECKPOINT_DIR)  # delete what a kill cut short before any rank looks
+    plan = launch_plan(cfg)
+    if plan.launcher == "inline":
+        return train(cfg, out, on_gpu=plan.gpus > 0)
+    return StageResult(**run_launched(plan, out, echo=cfg.progress))
 
 
-def last_complete_checkpoint(folder: Path) -> Optional[Path]:
-    """The newest checkpoint a kill did not cut short; incomplete ones are deleted.
-
-    The Trainer writes ``trainer_state.json`` last, so a checkpoint is complete when that file
-    parses. Passing ``resume_from_checkpoint=True`` instead would pick the newest folder, which a
-    SIGKILL during saving leaves half-written (found by tests/sft/test_sft_resume.py).
-    """
-    complete: dict[int, Path] = {}
-    for path in folder.glob("checkpoint-*"):
-        try:
-            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        complete[int(path.name.rsplit("-", 1)[1])] = path
-    return complete[max(complete)] if complete else None
+def placement(cfg: SFTConfig) -> Placement:
+    """How the stage will run on this machine (``micota run --dry-run``)."""
+    plan = launch_plan(cfg)
+    return Placement(processes=plan.processes, gpus=plan.gpus, data_parallel=plan.processes, note=plan.describe())
 
 
-def _counts(data: SFTRows) -> dict[str, int]:
-    return {"samples": len(data.rows), "dropped_too_long": len(data.dropped_too_long), "tokens": data.tokens}
+def preflight(cfg: SFTConfig) -> None:
+    """Cheap checks before any stage of a run starts; each error names the field and the fix."""
+    plan = launch_plan(cfg)
+    _check_launcher(cfg, plan)
+    _check_gpus(cfg, plan)
+    try:
+        _check_batch(cfg, plan.processes)
+    except ValueError as exc:
+        raise MicotaError(f"sft ({cfg.out_dir}): {exc}.") from None
+    _check_kernels(cfg, plan)
 
 
-def _load_model(cfg: SFTConfig) -> Any:
-    from micota.hub import load_causal_lm
+def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
+    import os
 
-    model = load_causal_lm(cfg.model, dtype="float32", device="cpu", trust_remote_code=cfg.trust_remote_code, field="sft.model")
-    return model.train()
-
-
-def _trainer_args(cfg: SFTConfig, out: Path) -> Any:
-    import torch
-    from trl import SFTConfig as TRLConfig
-
-    on_gpu = torch.cuda.is_available()
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if on_gpu else "fp32")
-    if precision in ("bf16", "fp16") and not on_gpu:
-        raise MicotaError(f"sft.precision: {precision} training needs a GPU here; use precision: fp32 (or auto) on CPU.")
-    return TRLConfig(
-        output_dir=str(out / CHECKPOINT_DIR),
-        max_length=None,  # lengths were checked in load_sft_rows: nothing is ever truncated
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        **_warmup_kwargs(TRLConfig, cfg.warmup_ratio),
-        weight_decay=cfg.weight_decay,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=cfg.global_batch_size // (cfg.micro_batch_size * world_size()),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
-        save_strategy="steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps or 500,
-        save_total_limit=1,
-        logging_steps=cfg.logging_steps,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        deepspeed=str(cfg.deepspeed) if cfg.deepspeed else None,
-        report_to=[],
-        use_cpu=not on_gpu,
-        disable_tqdm=not cfg.progress,
-        dataloader_num_workers=0,
-    )
+    where = f"sft ({cfg.out_dir})"
+    row = LAUNCHERS[plan.launcher]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would prepare the folder and launch its own ranks
+        raise MicotaError(
+            f"{where}: started under a launcher (WORLD_SIZE={os.environ['WORLD_SIZE']}). The stage launches its own "
+            "ranks: run `micota sft` / `micota run` as one process and size it with num_processes or resources."
+        )
+    if plan.launcher == "inline" and plan.processes > 1:
+        raise MicotaError(f"{where}: launcher: inline trains in one process, but {plan.processes} are asked; use launcher: auto.")
+    if plan.launcher == "inline" and visible_gpu_count() > 1:
+        raise MicotaError(
+            f"{where}: launcher: inline sees {visible_gpu_count()} GPUs, and TRL refuses the nn.DataParallel the Trainer would "
+            "use; use launcher: auto (a child process on one GPU) or set CUDA_VISIBLE_DEVICES to one GPU."
+        )
+    if plan.launcher not in DISTRIBUTED[cfg.distributed].launchers:
+        allowed = " or ".join(DISTRIBUTED[cfg.distributed].launchers)
+        raise MicotaError(f"{where}: distributed: {cfg.distributed} runs under launcher: {allowed}, not {plan.launcher}.")
+    if row.module and not module_available(row.module.split(".")[0]):
+        raise MicotaError(f"{where}: launcher: {plan.launcher} needs the {row.module.split('.')[0]} package; pip install it.")
+    for module in DISTRIBUTED[cfg.distributed].needs:
+        if not module_available(module):
+            raise MicotaError(f"{where}: distributed: {cfg.distributed} needs the {module} package (pip install {module}).")
 
 
-def _warmup_kwargs(args_class: Any, ratio: float) -> dict[str, float]:
-    # transformers 5 folded `warmup_ratio` into a float `warmup_steps` in [0, 1); 4.x has both.
-    import dataclasses
+def _check_gpus(cfg: SFTConfig, plan: LaunchPlan) -> None:
+    where = f"sft ({cfg.out_dir})"
+    visible = visible_gpu_count()
+    if cfg.resources.gpus != "auto" and cfg.resources.gpus > visible:
+        raise MicotaError(f"{where}: resources.gpus: {cfg.resources.gpus} but {visible} GPU(s) are visible; lower it or use auto.")
+    if plan.gpus and plan.processes > cfg.resources.gpu_count():
+        raise MicotaError(
+            f"{where}: num_processes: {plan.processes} but the stage may use {cfg.resources.gpu_count()} GPU(s); "
+            "one process per GPU: lower num_processes or use auto."
+        )
+    check_precision(cfg.precision, on_gpu=plan.gpus > 0)
+    if cfg.distributed != "ddp" and not plan.gpus:
+        raise MicotaError(f"{where}: distributed: {cfg.distributed} shards the model over GPUs, none is in use; use ddp on CPU.")
 
-    names = {f.name for f in dataclasses.fields(args_class)}
-    return {"warmup_ratio": ratio} if "warmup_ratio" in names else {"warmup_steps": ratio}
+
+def _check_kernels(cfg: SFTConfig, plan: LaunchPlan) -> None:
+    where = f"sft ({cfg.out_dir})"
+    if cfg.attn_implementation == "flash_attention_2" and not (plan.gpus and module_available("flash_attn")):
+        missing = "no GPU is in use" if not plan.gpus else "the flash-attn package is not installed (pip install micota[flash])"
+        raise MicotaError(f"{where}: attn_implementation: flash_attention_2 but {missing}; use attn_implementation: sdpa.")
+    if cfg.use_liger_kernel and not (plan.gpus and module_available("liger_kernel")):
+        missing = "no GPU is in use" if not plan.gpus else "the liger-kernel package is not installed (pip install liger-kernel)"
+        raise MicotaError(f"{where}: use_liger_kernel: true but {missing}; set use_liger_kernel: false.")
+    for name in cfg.report_to:
+        if not any(module_available(m) for m in REPORTERS[name]):
+            raise MicotaError(f"{where}: report_to: {name} needs the {REPORTERS[name][0]} package (pip install {REPORTERS[name][0]}).")
