@@ -54,6 +54,23 @@ def sha256_file(path: str | Path) -> str:
     return _hash_cache[key]
 
 
+def made_by(path: str | Path) -> str:
+    """Which finished stage wrote ``path`` (read from the manifest beside it), for error messages.
+
+    >>> made_by("/nonexistent/data.jsonl")
+    'no manifest.json beside it, so no finished micota stage made it'
+    """
+    folder = Path(path).parent
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError, TypeError):
+        manifest = None
+    if manifest is None:
+        return "no manifest.json beside it, so no finished micota stage made it"
+    counts = ", ".join(f"{name} {value}" for name, value in manifest.counts.items())
+    return f"made by the {manifest.stage} stage in {folder} (counts: {counts or 'none'})"
+
+
 def sha256_path(path: str | Path) -> str:
     """sha256 of a file, or of a folder as its sorted (relative path, file sha256) pairs.
 

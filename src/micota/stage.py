@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 from pydantic import BaseModel
 
 from micota.config import config_sha256
-from micota.errors import MicotaError
+from micota.errors import MicotaError, is_no_room, no_room_message
 from micota.manifest import MANIFEST_NAME, Manifest, input_hashes, is_stage_done, read_manifest, write_manifest
 
 CONFIG_NAME = "config.yaml"
@@ -67,20 +68,21 @@ def run_stage(
     hashes = input_hashes(inputs)
     if is_stage_done(out_dir, config_sha, hashes):
         return read_manifest(out_dir)
-    _prepare_dir(out_dir, config_sha, resumable, preserve)
-    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    started = time.perf_counter()
-    result = body(out_dir)
-    manifest = Manifest(
-        stage=stage,
-        config_sha256=config_sha,
-        inputs=hashes,
-        outputs=result.outputs,
-        counts=result.counts,
-        metrics=result.metrics,
-        wall_time_s=round(time.perf_counter() - started, 3),
-    )
-    write_manifest(out_dir, manifest)
+    with _no_room_reported(stage, out_dir, resumable):
+        _prepare_dir(out_dir, config_sha, resumable, preserve)
+        (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        started = time.perf_counter()
+        result = body(out_dir)
+        manifest = Manifest(
+            stage=stage,
+            config_sha256=config_sha,
+            inputs=hashes,
+            outputs=result.outputs,
+            counts=result.counts,
+            metrics=result.metrics,
+            wall_time_s=round(time.perf_counter() - started, 3),
+        )
+        write_manifest(out_dir, manifest)
     (out_dir / _PARTIAL_MARK).unlink(missing_ok=True)
     return manifest
 
@@ -98,3 +100,19 @@ def _prepare_dir(out_dir: Path, config_sha: str, resumable: bool, preserve: tupl
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(config_sha)
+
+
+@contextmanager
+def _no_room_reported(stage: str, out_dir: Path, resumable: bool) -> Iterator[None]:
+    """A full disk (or quota, or file-size limit) while the stage writes becomes a MicotaError that says what is kept.
+
+    The manifest is written last, so a stage stopped here is never marked done.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_no_room(exc):
+            raise
+        then = "it resumes from the work already written" if resumable else "the stage starts again"
+        raise MicotaError(f"stage {stage!r}: {no_room_message(getattr(exc, 'filename', None) or out_dir, exc)} Nothing is "
+                          f"marked done (no manifest.json in {out_dir}). Free space and re-run: {then}.") from None

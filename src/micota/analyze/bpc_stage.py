@@ -105,7 +105,7 @@ def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult
     chats = {name: read_chats(path, cfg.limit) for name, path in files.items()}
     scores: dict[str, dict[str, Any]] = {}
     for model_name, source in cfg.models.items():
-        tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}")
+        tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}", model=source)
         model = load_causal_lm(source, dtype=cfg.dtype, device=resolve_device(cfg.device),
                                trust_remote_code=cfg.trust_remote_code, field=f"models.{model_name}")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0

@@ -14,8 +14,9 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from micota.config import NOT_HASHED, StrictModel
+from micota.errors import MicotaError
 from micota.jsonl import read_jsonl, write_jsonl
-from micota.manifest import Manifest
+from micota.manifest import Manifest, made_by
 from micota.stage import StageResult, run_stage
 
 KEPT_NAME = "data.jsonl"
@@ -61,10 +62,32 @@ def run(cfg: FilterConfig) -> Manifest:
             else:
                 dropped.append({"id": record["id"], "reason": reason, "extracted": verdict.extracted,
                                 "grader": verdict.reason, "n_tokens": record["n_tokens"]})
-        write_jsonl(out / KEPT_NAME, kept)
         write_jsonl(out / DROPPED_NAME, dropped)
         reasons = Counter(d["reason"] for d in dropped)
+        if not kept:
+            raise MicotaError(nothing_kept_message(cfg, len(records), reasons, out / DROPPED_NAME))
+        write_jsonl(out / KEPT_NAME, kept)
         counts = {"input": len(records), "kept": len(kept), **{f"dropped_{k}": reasons.get(k, 0) for k in ("truncated", "too_long", "incorrect")}}
         return StageResult(outputs={"data": KEPT_NAME, "dropped": DROPPED_NAME}, counts=counts)
 
     return run_stage("filter", cfg, cfg.out_dir, {"data": cfg.data}, body)
+
+
+# what to change when a rule dropped everything, per rule
+_RULE_FIXES = {
+    "truncated": "finish_reason was not 'stop' (cut at the generate stage's engine.max_new_tokens): raise max_new_tokens "
+                 "there, or set `require_finished: false`",
+    "too_long": "n_tokens > max_tokens={max_tokens}: raise `max_tokens`, or remove it",
+    "incorrect": "the extracted answer did not match the gold (grade_mode {grade_mode}, benchmark {benchmark}): check the "
+                 "`answer` field and `benchmark:`, or set `require_correct: false`",
+}
+
+
+def nothing_kept_message(cfg: FilterConfig, total: int, reasons: Counter, dropped_file: Path) -> str:
+    """The error when no sample survives: how many each rule dropped and what to change."""
+    if total == 0:
+        return f"filter ({cfg.out_dir}): data {cfg.data} holds no samples ({made_by(cfg.data)}). Check the stage that made it."
+    rules = "; ".join(f"{rule} dropped {reasons[rule]} ({fix.format(**cfg.model_dump())})"
+                      for rule, fix in _RULE_FIXES.items() if reasons.get(rule))
+    return (f"filter ({cfg.out_dir}): all {total} samples of {cfg.data} were dropped, so there is no training data. "
+            f"{rules}. Each dropped sample and its reason is in {dropped_file}.")

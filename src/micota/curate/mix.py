@@ -17,7 +17,7 @@ from pydantic import Field
 from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import read_jsonl, write_jsonl
-from micota.manifest import Manifest
+from micota.manifest import Manifest, made_by
 from micota.stage import StageResult, run_stage
 
 MIX_NAME = "data.jsonl"
@@ -60,6 +60,10 @@ def mix_records(sources: list[list[dict[str, Any]]], ratios: list[float], total:
 def run(cfg: MixConfig) -> Manifest:
     def body(out: Path) -> StageResult:
         data = [read_jsonl(s.data) for s in cfg.sources]
+        for index, (source, records) in enumerate(zip(cfg.sources, data)):
+            if not records:
+                raise MicotaError(f"sources[{index}].data: {source.data} holds no samples ({made_by(source.data)}); "
+                                  "a mix needs every source. Fix the stage that made it, or drop the source.")
         picks = mix_records(data, [s.ratio for s in cfg.sources], cfg.total, cfg.unique_prompts, cfg.seed)
         names = [s.name or f"source{i}" for i, s in enumerate(cfg.sources)]
         mixed = [{**r, "mix_source": name} for name, pick in zip(names, picks) for r in pick]

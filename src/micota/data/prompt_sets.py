@@ -6,6 +6,7 @@ A prompt set row has the problem under ``problem`` or ``question`` and the gold 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -14,6 +15,7 @@ from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
 
 PROBLEM_FIELDS = ("problem", "question")
+log = logging.getLogger(__name__)
 
 
 def load_prompt_set(
@@ -35,12 +37,51 @@ def load_prompt_set(
         raise MicotaError(f"{path}: prompt file not found (or not a file). Check the path (cwd is {Path.cwd()}).")
     else:
         rows, where, stem = _hub_rows(str(path_or_hub_id), split, hub_config), f"{path_or_hub_id}[{split}]", "row"
-    problems = []
+    problems, lines = [], []
     for index, (number, row) in enumerate(rows):
         if limit is not None and index >= limit:
             break
         problems.append(_prompt_problem(row, index, stem, where=f"{where}:{number}"))
+        lines.append(number)
+    if not problems:
+        raise MicotaError(f"{where}: the prompt set is empty (no non-blank line). Give a file with one JSON prompt per line.")
+    _check_unique_ids([p.id for p in problems], lines, where)
+    _warn_repeated_problems([p.problem for p in problems], lines, where)
     return problems
+
+
+def _check_unique_ids(ids: list[str], lines: list[int], where: str) -> None:
+    """Ids key the generated samples (and resuming); a repeated id would silently reuse one sample for both rows."""
+    seen: dict[str, list[int]] = {}
+    for problem_id, line in zip(ids, lines):
+        seen.setdefault(problem_id, []).append(line)
+    repeated = {pid: at for pid, at in seen.items() if len(at) > 1}
+    if repeated:
+        shown = "; ".join(f"{pid!r} on lines {', '.join(map(str, at))}" for pid, at in list(repeated.items())[:5])
+        more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
+        raise MicotaError(f"{where}: prompt ids must be unique, {len(repeated)} repeat: {shown}{more}. Give each row its "
+                          "own `id`, or remove the `id` fields to number rows by position.")
+
+
+def _warn_repeated_problems(texts: list[str], lines: list[int], where: str) -> None:
+    """Warn (not fail) when one problem text appears under several ids.
+
+    Real prompt sets hold such rows: MATH train has the same problem on lines 926 and 960 of
+    ../shared/data/train/math/train.jsonl, differing only in spacing. Both are generated, and both
+    may reach training, so the user is told where they are.
+    """
+    first: dict[str, int] = {}
+    pairs = []
+    for text, line in zip(texts, lines):
+        key = " ".join(text.split())
+        if key in first:
+            pairs.append(f"line {line} repeats line {first[key]}")
+        else:
+            first[key] = line
+    if pairs:
+        log.warning("%s: %d problem(s) appear again under another id (same text up to whitespace): %s. Each copy is "
+                    "generated and may reach training; remove the copies if that is not intended.",
+                    where, len(pairs), "; ".join(pairs[:5]) + ("; ..." if len(pairs) > 5 else ""))
 
 
 def load_lab_benchmark(path: str | Path) -> list[Problem]:

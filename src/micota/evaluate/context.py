@@ -88,7 +88,7 @@ def guard_requests(model: str, tokenizer_name: Optional[str], groups: dict[str, 
 
     from micota.hub import load_tokenizer
 
-    tokenizer = load_tokenizer(tokenizer_name or model, trust_remote_code=trust_remote_code, field=where)
+    tokenizer = load_tokenizer(tokenizer_name or model, trust_remote_code=trust_remote_code, field=where, model=model)
     try:
         config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

@@ -24,7 +24,8 @@ class HFEngine:
         tokenizer_source = config.tokenizer or config.model
         check_model_source(config.model, field="engine.model", need_tokenizer=config.tokenizer is None)
         self.device = resolve_device(config.device)
-        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code=config.trust_remote_code, field="engine.tokenizer")
+        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code=config.trust_remote_code, field="engine.tokenizer",
+                                        model=config.model)
         self.tokenizer.padding_side = "left"
         self.model = load_causal_lm(
             config.model, dtype=config.dtype, device=self.device, trust_remote_code=config.trust_remote_code, field="engine.model"

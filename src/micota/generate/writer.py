@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from micota.errors import MicotaError
+from micota.errors import MicotaError, is_no_room, no_room_message
 from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
 
 SHARD_DIR = "shards"
@@ -64,10 +64,14 @@ def read_shards(out_dir: str | Path) -> dict[str, dict[str, Any]]:
         return records
     for shard in sorted(shard_dir.glob("part-*.jsonl")):
         _truncate_torn_tail(shard)
-        with shard.open(encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                records.setdefault(record["id"], record)
+        with shard.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    record = json.loads(line)
+                    records.setdefault(record["id"], record)
+                except (ValueError, TypeError, KeyError):
+                    raise MicotaError(f"{shard}:{number}: not a complete sample record ({line[:60]!r}); the shard "
+                                      "was damaged outside micota. Delete that line (its sample is generated again).") from None
     return records
 
 
@@ -99,9 +103,14 @@ def generate_records(
             pending = [[r for chunk in pending for r in chunk if r.id not in done]]
         sampling = engine_config.sampling_params()
         bar = tqdm(total=len(requests), initial=len(done.keys() & set(ids)), desc=desc, disable=not progress, unit="sample")
-        with _open_new_shard(out_dir) as handle:
-            for chunk in pending:
-                _write_chunk(engine, chunk, done, handle, sampling, bar)
+        try:
+            with _open_new_shard(out_dir) as handle:
+                for chunk in pending:
+                    _write_chunk(engine, chunk, done, handle, sampling, bar)
+        except OSError as exc:
+            if not is_no_room(exc):
+                raise
+            raise _no_room_error(out_dir, exc) from None
         bar.close()
     missing = [i for i in ids if i not in done]
     if missing:
@@ -128,6 +137,21 @@ def _write_chunk(engine: Any, chunk: list[GenerationRequest], done: dict[str, di
                 unsynced, last_sync = 0, time.monotonic()
     finally:
         _sync(handle)  # an engine error still leaves every finished sample on disk
+
+
+def _no_room_error(out_dir: str | Path, exc: OSError) -> MicotaError:
+    """The disk filled (or a quota or file-size limit hit) mid-write: cut the shard back to its last whole line.
+
+    A write that ran out of room leaves a prefix of the stream (Python's buffered writer never
+    writes later bytes after failed earlier ones, and nothing is written to the shard after the
+    error), so cutting the tail leaves only complete records, which the re-run keeps.
+    """
+    shard_dir = Path(out_dir) / SHARD_DIR
+    shard = max(shard_dir.glob("part-*.jsonl"), default=shard_dir)
+    kept = len(read_shards(out_dir))  # truncates the torn last line now, not only on resume
+    return MicotaError(f"{no_room_message(shard, exc)} The {kept} samples written before are intact in {shard_dir}. "
+                       "Free space (or raise the quota/ulimit) and re-run the same command: it resumes from them, "
+                       "and none is generated twice.")
 
 
 def request_chunks(requests: Sequence[GenerationRequest], size: int) -> list[list[GenerationRequest]]:

@@ -21,6 +21,7 @@ from typing import BinaryIO, Iterable
 import torch
 
 from micota.errors import MicotaError
+from micota.weight_files import safetensors_header
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -61,18 +62,14 @@ class TensorInfo:
 
 
 def read_header(path: Path) -> dict[str, TensorInfo]:
-    """Tensor table of one ``.safetensors`` file (the JSON header only)."""
-    with path.open("rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
+    """Tensor table of one ``.safetensors`` file (the JSON header only, checked against the file size)."""
+    header, data_start = safetensors_header(path)
     table = {}
     for name, entry in header.items():
-        if name == "__metadata__":
-            continue
         if entry["dtype"] not in DTYPES:
             raise MicotaError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which the merge does not support.")
         start = entry["data_offsets"][0]
-        table[name] = TensorInfo(path, DTYPES[entry["dtype"]], tuple(entry["shape"]), 8 + length + start)
+        table[name] = TensorInfo(path, DTYPES[entry["dtype"]], tuple(entry["shape"]), data_start + start)
     return table
 
 

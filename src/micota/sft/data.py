@@ -15,6 +15,7 @@ from typing import Any
 
 from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
+from micota.manifest import made_by
 
 
 @dataclass
@@ -37,6 +38,25 @@ def load_sft_rows(paths: list[Path], tokenizer: Any, max_length: int) -> SFTRows
             result.tokens += length
             result.rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
     return result
+
+
+def check_data_files(paths: list[Path], *, field: str = "sft.data") -> None:
+    """A MicotaError naming each file and the stage that made it when the files hold no sample at all.
+
+    Reads only up to the first non-blank line of each file, so it is cheap before training; a
+    missing file is left to the stage runner, which names it.
+    """
+    paths = [Path(p) for p in paths]
+    if not all(p.is_file() for p in paths) or any(_has_a_line(p) for p in paths):
+        return
+    files = "; ".join(f"{p} is empty ({made_by(p)})" for p in paths)
+    raise MicotaError(f"{field}: no training samples: {files}. If a filter stage made it, its dropped.jsonl says why "
+                      "each sample was dropped; fix that stage's settings and re-run it, or point `data` at another file.")
+
+
+def _has_a_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(line.strip() for line in handle)
 
 
 def count_chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:

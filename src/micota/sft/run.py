@@ -25,9 +25,10 @@ from pydantic import Field, field_validator, model_validator
 
 from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
-from micota.hub import check_model_source
+from micota.hub import check_model_source, load_tokenizer
 from micota.manifest import Manifest
 from micota.resources import Placement, Resources, visible_gpu_count
+from micota.sft.data import check_data_files
 from micota.sft.launch import DISTRIBUTED, LAUNCHERS, LaunchPlan, check_precision, launch_plan, module_available, run_launched
 from micota.stage import StageResult, run_stage
 
@@ -116,6 +117,8 @@ def run(cfg: SFTConfig) -> Manifest:
     """Train (resuming from the last checkpoint of an interrupted same-config run) and save the model."""
     check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
     preflight(cfg)
+    load_tokenizer(cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code, field="sft.tokenizer", model=cfg.model)
+    check_data_files(cfg.data)  # an empty dataset fails before the stage folder is touched (or ranks start)
     inputs: dict[str, str | Path] = {f"data[{i}]": p for i, p in enumerate(cfg.data)}
     if Path(cfg.model).exists():
         inputs["model"] = cfg.model
@@ -148,6 +151,11 @@ def preflight(cfg: SFTConfig) -> None:
     except ValueError as exc:
         raise MicotaError(f"sft ({cfg.out_dir}): {exc}.") from None
     _check_kernels(cfg, plan)
+    model = Path(cfg.model)
+    if model.exists() and not model.resolve().is_relative_to(Path(cfg.out_dir).resolve().parent):
+        # a damaged download fails before any stage of the run; a model an earlier stage of this run
+        # makes is checked when this stage starts (that stage may still rewrite it)
+        check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
 
 
 def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
