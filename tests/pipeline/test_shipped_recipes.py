@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,25 @@ def test_paper_recipes_share_one_run_folder_per_experiment():
     configs = [stages for _, stages in folders.values()]
     for name in ("teacher-data", "ta-sft", "ta-merged", "micota-data", "mix-long"):
         assert all(c[name] == configs[0][name] for c in configs), name  # identical config: generated once
+
+
+ENVIRONMENT_ONLY = re.compile(r"vllm is not installed|needs the deepspeed package")  # what a CPU test machine lacks
+PAPER_RECIPES = sorted(p for folder in ("micota", "mix-distill", "qwen2.5") for p in (RECIPE_DIR / folder).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.relative_to(p.parents[1]).as_posix())
+def test_paper_recipe_plans_offline_and_only_gpu_packages_are_missing(path, tmp_path, monkeypatch, shared_data):
+    """`micota run RECIPE --dry-run` on this CPU machine: every stage planned and placed, nothing
+    downloaded, and preflight finds nothing wrong but the GPU packages (vLLM, DeepSpeed) it lacks."""
+    plan = pytest.importorskip("micota.pipeline.plan", reason="the run planner (--dry-run) is not in this tree yet")
+    monkeypatch.setenv("MICOTA_DATA_DIR", str(shared_data / "benchmarks"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.chdir(RECIPE_DIR.parent)  # recipe paths (the Mix-Distillation prompts) are relative to the repository
+    recipe, stages = load_recipe(path, run_dir=tmp_path / "run")
+    plans = plan.plan_stages(stages)
+    assert [p.state for p in plans] == ["pending"] * len(stages)
+    lines = plan.describe_plan(plans, recipe.run_dir, [])
+    assert len(lines) == len(stages) + 3 and lines[-1] == "preflight: ok"
+    unexpected = [p for p in plan.preflight_problems(plans) if not ENVIRONMENT_ONLY.search(p)]
+    assert not unexpected, "\n".join(unexpected)
+    assert not (tmp_path / "run").exists()  # planning writes nothing
