@@ -16,6 +16,7 @@ from micota.config import NOT_HASHED, StrictModel
 from micota.data import load_prompt_set, render_prompt
 from micota.generate.engine import EngineConfig, GenerationRequest
 from micota.generate.writer import generate_records
+from micota.identity import location_free
 from micota.jsonl import write_jsonl
 from micota.manifest import Manifest
 from micota.stage import StageResult, run_stage
@@ -39,11 +40,13 @@ class GenerateConfig(StrictModel):
 def build_requests(cfg: GenerateConfig) -> list[GenerationRequest]:
     """One chat request per prompt, carrying the gold answer and source for the filter."""
     prompts = load_prompt_set(cfg.prompts, split=cfg.prompts_split, hub_config=cfg.prompts_config, limit=cfg.limit)
+    # RUN/<stage>/... for a model inside the run folder: the data must not depend on where the run lies.
+    source = location_free(cfg.engine.model, cfg.out_dir.parent) if Path(cfg.engine.model).exists() else cfg.engine.model
     return [
         GenerationRequest(
             id=p.id,
             messages=[{"role": "user", "content": render_prompt(cfg.prompt_template, p.problem)}],
-            meta={"problem": p.problem, "answer": p.answer, "source": cfg.engine.model},
+            meta={"problem": p.problem, "answer": p.answer, "source": source},
         )
         for p in prompts
     ]

@@ -13,6 +13,7 @@ MiCoTA rests on. The Table 2/3 blocks themselves are the analysis report's accur
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +22,7 @@ from pydantic import Field, field_validator
 from micota.analyze.learnability import learnability_rows, rank_agreement
 from micota.analyze.tables import Block, gain_table, to_markdown
 from micota.config import NOT_HASHED, StrictModel
-from micota.manifest import Manifest
+from micota.manifest import MANIFEST_NAME, Manifest
 from micota.stage import StageResult, run_stage
 
 REPORT_NAME = "report.md"
@@ -91,9 +92,27 @@ def run(cfg: ReportConfig) -> Manifest:
             (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
         return StageResult(outputs={"report": REPORT_NAME}, metrics=found)
 
-    inputs = {f"evaluation[{i}]": p for i, p in enumerate(cfg.evaluation)}
-    inputs.update({f"after[{i}]": p for i, p in enumerate(cfg.after)})
+    inputs: dict[str, Path] = {}
+    for index, folder in enumerate(cfg.evaluation):
+        inputs.update({f"{name}[{index}]": path for name, path in evaluation_inputs(folder).items()})
+    inputs.update({f"after[{index}]": Path(folder) / MANIFEST_NAME for index, folder in enumerate(cfg.after)})
     return run_stage("report", cfg, cfg.out_dir, inputs, body)
+
+
+def evaluation_inputs(folder: Path) -> dict[str, Path]:
+    """The files of an evaluate folder the report reads: ``results.json`` and the sample files it names.
+
+    Not the whole folder: its generation shards are laid out differently after a resumed run
+    (a killed evaluation adds a part file) while holding the same samples.
+    """
+    results = folder / "results.json"
+    inputs = {"evaluation": results}
+    if results.is_file():
+        for model, per_benchmark in sorted(json.loads(results.read_text(encoding="utf-8")).items()):
+            for benchmark, entry in sorted(per_benchmark.items()):
+                if isinstance(entry, dict) and entry.get("samples"):
+                    inputs[f"samples:{model}:{benchmark}"] = folder / entry["samples"]
+    return inputs
 
 
 def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any], found: dict[str, Any]) -> list[str]:
