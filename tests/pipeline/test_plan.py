@@ -169,7 +169,7 @@ def test_paper_recipe_dry_run_plans_every_stage_offline(tmp_path, shared_data):
     # deepspeed, which the sft stages' own preflight names); benchmark data was found.
     problems = result.stdout.split("preflight found problems:\n")[1].splitlines() if result.returncode else []
     assert result.returncode in (0, 2) and ("preflight: ok" in result.stdout) == (result.returncode == 0)
-    assert all(p.startswith("  - stage '") for p in problems) and not any(f"'{e}'" in p for e in evaluates for p in problems)
+    assert all(p.startswith("  - stage '") for p in problems) and not any("MICOTA_DATA_DIR" in p for p in problems)
     assert not (tmp_path / "r").exists()  # a plan writes nothing
     # without benchmark data the plan still prints, and the preflight names the stage and the fix (exit 2)
     result = micota("run", paper, "--dry-run", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR="", **offline)
