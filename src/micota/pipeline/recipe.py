@@ -55,6 +55,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "merge": StageKind("micota.merge", "MergeConfig", ""),
     "evaluate": StageKind("micota.evaluate.run", "EvaluateConfig", ""),
     "report": StageKind("micota.pipeline.report_stage", "ReportConfig", "report.md"),
+    "bpc": StageKind("micota.analyze.bpc_stage", "BpcConfig", "bpc.json"),
 }
 
 
@@ -119,7 +120,8 @@ def _plan_one(recipe: Recipe, name: str, spec: dict[str, Any], source: str) -> P
     kind = spec.get("kind")
     if kind not in STAGE_KINDS:
         raise MicotaError(f"{source}: stages.{name}.kind: {kind!r} is not a stage kind. Kinds: {', '.join(STAGE_KINDS)}.")
-    fields = {**recipe.defaults.get(kind, {}), **{k: v for k, v in spec.items() if k != "kind"}}
+    # nested blocks layer key by key, as `extends` does: defaults.generate.engine gives the sampling, a stage its model
+    fields = deep_merge(recipe.defaults.get(kind, {}), {k: v for k, v in spec.items() if k != "kind"})
     deps: list[str] = []
     resolved = _resolve_refs(fields, recipe, deps, where=f"{source}: stages.{name}")
     resolved["out_dir"] = str(recipe.run_dir / name)
