@@ -39,9 +39,18 @@ def _run_stage(module: str, config_class: str, config: Path, overrides: Optional
 
     def call():
         mod = importlib.import_module(module)
-        return mod.run(load_config(getattr(mod, config_class), config, overrides or []))
+        cfg = load_config(getattr(mod, config_class), config, overrides or [])
+        return _locked(cfg.out_dir, lambda: mod.run(cfg))
 
     _report_stage(call)
+
+
+def _locked(out_dir: Path, call):
+    """``call()`` holding the lock of the stage folder ``out_dir`` (one writer per folder)."""
+    from micota.lock import hold_lock, stage_lock_path
+
+    with hold_lock(stage_lock_path(out_dir), f"stage folder {out_dir}"):
+        return call()
 
 
 def _report_stage(call, where: str = "") -> None:
@@ -63,11 +72,21 @@ def run_recipe_cmd(
     overrides: Optional[List[str]] = OverridesArg,
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where stage folders go (overrides the recipe's run_dir)."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these stages (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (state and placement of every stage) and run nothing."),
 ) -> None:
-    """Run a whole recipe (the MiCoTA DAG), skipping stages that are already done."""
-    from micota.pipeline.run import run_recipe
+    """Run a whole recipe (the MiCoTA DAG) as one process, skipping stages that are already done.
+
+    Run it directly, never under accelerate launch / torchrun: stages start their own processes.
+    """
+    from micota.pipeline.run import plan_recipe, run_recipe
 
     try:
+        if dry_run:
+            from micota.pipeline.plan import describe_plan
+
+            plan = plan_recipe(recipe, overrides or [], run_dir, only)
+            typer.echo("\n".join(describe_plan(plan[1], plan[0].run_dir, plan[2])))
+            raise typer.Exit(code=2 if plan[2] else 0)
         outcomes = run_recipe(recipe, overrides or [], run_dir, only)
     except MicotaError as exc:
         _fail(exc)
@@ -103,11 +122,18 @@ def sft(config: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg)
 
 
 @app.command()
-def version() -> None:
-    """Print the micota version."""
+def version(full: bool = typer.Option(False, "--full", help="Also the versions of the libraries that can change results.")) -> None:
+    """Print the micota version (with --full: torch, transformers, TRL, vLLM, the grader's rules...)."""
     from micota import __version__
 
-    typer.echo(__version__)
+    if not full:
+        typer.echo(__version__)
+        return
+    from micota.manifest import VERSIONED_PACKAGES, package_versions
+
+    versions = package_versions()
+    for name in ("python", *VERSIONED_PACKAGES, "micota-grader"):
+        typer.echo(f"{name:<22} {versions.get(name, 'not installed')}")
 
 
 # --- micro-lab (owner: lab) ---------------------------------------------------------------
@@ -155,7 +181,8 @@ def merge_command(
         extra.append(f"length_search.target_ratio={target_length_ratio}")
     if probe_set is not None:
         extra.append(f"length_search.probe_set={probe_set}")
-    _report_stage(lambda: run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra)), f" -> {out_dir}")
+    _report_stage(lambda: _locked(out_dir, lambda: run(load_merge_config(config, out_dir=out_dir, seed=seed, overrides=extra))),
+                  f" -> {out_dir}")
 
 
 # --- end merge ---------------------------------------------------------------------------------

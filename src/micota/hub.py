@@ -73,8 +73,10 @@ def load_tokenizer(source: str, *, trust_remote_code: bool = False, field: str =
     return tokenizer
 
 
-def load_causal_lm(source: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False, field: str = "model") -> Any:
-    """AutoModelForCausalLM in eval mode on ``device``; errors name the field and the source."""
+def load_causal_lm(source: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False, field: str = "model",
+                   device_map: str | None = None) -> Any:
+    """AutoModelForCausalLM in eval mode on ``device`` (or spread by ``device_map="auto"`` over every
+    visible GPU, for a model larger than one); errors name the field and the source."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -82,10 +84,11 @@ def load_causal_lm(source: str, *, dtype: str = "auto", device: str = "cpu", tru
         check_weight_files(source, field=field)
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                                     **({"device_map": device_map} if device_map else {}))
     except (OSError, ValueError) as exc:
         raise MicotaError(f"{field}: could not load a model from {source!r}: {_first_line(exc)}") from None
-    return model.to(device).eval()
+    return (model if device_map else model.to(device)).eval()
 
 
 def resolve_device(device: str) -> str:

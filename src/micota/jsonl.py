@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -60,6 +61,21 @@ def temp_path(path: Path) -> Path:
     """A hidden temp name beside ``path``, unique per writer (pid and a random part), so two
     processes writing the same file never rename each other's half-written data."""
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+_TEMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")  # what temp_path makes
+
+
+def remove_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files killed writers left under ``folder`` (call it holding the folder's lock).
+
+    A writer killed between creating its temp file and the rename leaves it behind, and no
+    later writer reuses its unique name.
+    """
+    found = [p for p in folder.rglob(".*.tmp") if _TEMP_NAME.match(p.name) and p.is_file()]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def _write_atomically(path: Path, write) -> None:

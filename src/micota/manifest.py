@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,12 @@ from typing import Any
 from micota.jsonl import write_json
 
 MANIFEST_NAME = "manifest.json"
-_VERSIONED_PACKAGES = ("micota", "torch", "transformers", "trl", "accelerate", "datasets", "safetensors", "math-verify")
+# What can change a stage's output without a line of micota changing (open-r1 #194: MATH-500 moved
+# from 0.756 to 0.816 with a latex2sympy2_extended release). `micota version --full` prints them too.
+VERSIONED_PACKAGES = (
+    "micota", "torch", "transformers", "trl", "accelerate", "datasets", "safetensors", "tokenizers", "vllm",
+    "math-verify", "latex2sympy2_extended", "sympy",
+)  # fmt: skip
 _hash_cache: dict[tuple[str, int, int], str] = {}
 
 
@@ -28,8 +33,11 @@ class Manifest:
     """The record every stage writes beside its outputs."""
 
     stage: str
-    config_sha256: str
-    inputs: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    config_sha256: str  # of the location-free config (micota.identity): paths replaced by input names
+    inputs: dict[str, str] = field(default_factory=dict)  # input name -> sha256 of its content
+    input_refs: dict[str, str] = field(default_factory=dict)  # input name -> RUN/<stage>/... or an absolute path
+    code_version: int = 0  # micota's version of this stage's code (micota.stage.STAGE_CODE_VERSIONS)
+    identity: dict[str, Any] = field(default_factory=dict)  # the hashed config, so a change can be named
     outputs: dict[str, str] = field(default_factory=dict)  # name -> path relative to the stage dir
     counts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -97,12 +105,16 @@ def input_hashes(paths: dict[str, str | Path]) -> dict[str, str]:
 
 
 def package_versions() -> dict[str, str]:
+    """Python, the installed versions of :data:`VERSIONED_PACKAGES`, and the grader's rule version."""
     versions = {"python": platform.python_version()}
-    for name in _VERSIONED_PACKAGES:
+    for name in VERSIONED_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    from micota.grade.grader import GRADER_VERSION  # light: no sympy until a symbolic check runs
+
+    versions["micota-grader"] = str(GRADER_VERSION)
     return versions
 
 
@@ -124,10 +136,13 @@ def read_manifest(stage_dir: str | Path) -> Manifest | None:
     target = Path(stage_dir) / MANIFEST_NAME
     if not target.is_file():
         return None
-    return Manifest(**json.loads(target.read_text(encoding="utf-8")))
+    data = json.loads(target.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(Manifest)}
+    return Manifest(**{k: v for k, v in data.items() if k in known})  # a newer micota may add fields
 
 
-def is_stage_done(stage_dir: str | Path, config_sha: str, inputs: dict[str, str]) -> bool:
-    """True when the stage finished with exactly this config and these input hashes."""
+def is_stage_done(stage_dir: str | Path, config_sha: str, inputs: dict[str, str], code_version: int | None = None) -> bool:
+    """True when the stage finished with exactly this config, these input hashes and (if given) code version."""
     manifest = read_manifest(stage_dir)
-    return manifest is not None and manifest.config_sha256 == config_sha and manifest.inputs == inputs
+    return (manifest is not None and manifest.config_sha256 == config_sha and manifest.inputs == inputs
+            and (code_version is None or manifest.code_version == code_version))

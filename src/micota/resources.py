@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
@@ -20,7 +20,7 @@ from micota.config import StrictModel
 class Resources(StrictModel):
     """How much hardware a stage may use."""
 
-    gpus: Union[int, Literal["auto"]] = Field("auto")  # GPUs to use; auto = every visible GPU (0 on a CPU machine)
+    gpus: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = "auto"  # GPUs to use; auto = every visible GPU (0 on a CPU machine)
     cpu_processes: int = Field(1, ge=1)  # processes on a machine without GPUs (data-parallel workers, DDP ranks)
 
     def gpu_count(self) -> int:

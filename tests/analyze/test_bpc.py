@@ -80,7 +80,9 @@ def test_batches_respect_row_and_token_limits():
 def test_bpc_stage_writes_scores_ranking_and_table(tmp_path, tiny_model):
     for name, chats in {"short": CHATS[1:2], "mixed": CHATS}.items():
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in chats))
-    cfg = BpcConfig(out_dir=str(tmp_path / "bpc"), models={"Tiny": str(tiny_model)}, progress=False, device="cpu",
+    # Table 4 order: datasets as rows in the config's order (not alphabetical), models as columns
+    cfg = BpcConfig(out_dir=str(tmp_path / "bpc"), models={"Tiny": str(tiny_model), "Again": str(tiny_model)},
+                    progress=False, device="cpu",
                     datasets={"short": str(tmp_path / "short.jsonl"), "mixed": str(tmp_path / "mixed.jsonl")})
     manifest = run(cfg)
     result = json.loads((tmp_path / "bpc" / "bpc.json").read_text())
@@ -88,8 +90,25 @@ def test_bpc_stage_writes_scores_ranking_and_table(tmp_path, tiny_model):
     assert scores["mixed"]["samples"] == 3 and scores["short"]["chars"] == 1
     assert scores["mixed"]["bpc"] == pytest.approx(scores["mixed"]["nats_per_char"] / math.log(2))
     assert result["ranking"]["Tiny"] == sorted(scores, key=lambda d: scores[d]["bpc"])
-    assert "| Tiny |" in (tmp_path / "bpc" / "bpc.md").read_text()
-    assert manifest.counts == {"models": 1, "datasets": 2}
+    assert result["datasets"] == ["short", "mixed"] and result["models"] == ["Tiny", "Again"]
+    table = (tmp_path / "bpc" / "bpc.md").read_text().splitlines()
+    assert table[0] == "| dataset | Tiny | Again |"
+    assert table[2].startswith("| short | ") and table[3].startswith("| mixed | ")
+    assert manifest.counts == {"models": 2, "datasets": 2}
+
+
+def test_bpc_is_a_stage_kind_with_placement_and_preflight(tmp_path):
+    from micota.analyze.bpc_stage import placement, preflight
+    from micota.pipeline.recipe import STAGE_KINDS, config_class
+
+    assert STAGE_KINDS["bpc"].primary == "bpc.json" and config_class("bpc") is BpcConfig
+    cfg = BpcConfig(out_dir=str(tmp_path / "run" / "bpc"), models={"m": "x"}, device="cpu",
+                    datasets={"made-here": str(tmp_path / "run" / "mix" / "data.jsonl")})
+    assert placement(cfg).gpus == 0 and placement(cfg).processes == 1
+    preflight(cfg)  # written by a stage of this run: not checked before the run
+    cfg.datasets["elsewhere"] = str(tmp_path / "missing.jsonl")
+    with pytest.raises(MicotaError, match="datasets.elsewhere: .*missing.jsonl does not exist"):
+        preflight(cfg)
 
 
 def test_samples_beyond_the_context_fail_or_are_skipped_and_counted(tmp_path, tiny_model):

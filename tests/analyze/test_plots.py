@@ -8,7 +8,8 @@ from micota.analyze import plots
 
 RESULTS = {
     model: {bench: {"n": 4, "accuracy_robust": acc, "accuracy_paper": acc / 2, "mean_tokens": tokens,
-                    "reflection_per_response": tokens / 100} for bench in ("gsm8k", "lab")}
+                    "reflection_per_response": tokens / 100,
+                    "reflection_by_marker": {"wait": tokens / 200, "hmm": tokens / 300}} for bench in ("gsm8k", "lab")}
     for model, acc, tokens in (("Instruct", 0.2, 120.0), ("MiCoTA", 0.5, 300.0))
 }
 
@@ -37,7 +38,7 @@ def _key(fig) -> str:
 @pytest.mark.parametrize(
     ("draw", "units", "key"),
     [(lambda p: plots.plot_accuracy_vs_length(RESULTS, p), ("tokens", "%"), "legend"),
-     (lambda p: plots.plot_reflection_words(RESULTS, p), ("count",), "legend"),
+     (lambda p: plots.plot_marker_bars(RESULTS, ["wait"], p, "wait"), ("count",), "legend"),
      (lambda p: plots.plot_length_distributions({"Instruct": {"gsm8k": [10, 20, 30]}, "MiCoTA": {"gsm8k": [5]}}, p),
       ("tokens",), "caption"),  # box-plot conventions are spelled out in the figure title
      (lambda p: plots.plot_bpc_heatmap({"student": {"long": {"bpc": 0.9}, "mid": {"bpc": 0.6}}}, p), ("bits/char",),
@@ -57,3 +58,20 @@ def test_length_panels_skip_models_without_samples(saved, tmp_path):
     plots.plot_length_distributions({"A": {"gsm8k": [10, 20]}, "B": {"lab": [3]}}, tmp_path / "x.png")
     ticks = {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in saved[0].axes if ax.get_visible()}
     assert ticks == {"GSM8K": ["A\n(n=2)"], "Lab": ["B\n(n=1)"]}
+
+
+def test_figure4_counts_wait_and_other_markers_are_a_labelled_extension(saved, tmp_path):
+    written = plots.plot_reflection_words(RESULTS, tmp_path)
+    assert [p.name for p, _ in written] == ["reflection_wait.png", "reflection_other_markers.png"]
+    wait, other = saved
+    bars = [patch.get_height() for patch in wait.axes[0].patches]
+    assert bars == [0.6, 0.6, 1.5, 1.5]  # "wait" alone: tokens / 200 for Instruct then MiCoTA, per benchmark
+    assert "Figure 4" in wait.axes[0].get_title() and "extension" in other.axes[0].get_title()
+
+
+def test_bpc_heatmap_rows_are_datasets_in_table_order(saved, tmp_path):
+    scores = {"32B": {"Strong Teacher": {"bpc": 0.5}, "MiCoTA": {"bpc": 0.3}}, "1.5B": {"Strong Teacher": {"bpc": 0.9}}}
+    plots.plot_bpc_heatmap(scores, tmp_path / "x.png", datasets=["Strong Teacher", "MiCoTA"])
+    ax = saved[0].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Strong Teacher", "MiCoTA"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32B", "1.5B"]

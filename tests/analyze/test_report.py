@@ -36,8 +36,9 @@ def test_report_has_tables_plots_and_stage_records(run_dir, tmp_path):
     report = write_report([run_dir], tmp_path / "report", base_model="Instruct",
                           length_groups={"Students only": ["MiCoTA"]}, extra_sections=["## TA lengths\n\nadded\n"])
     text = report.read_text()
-    for heading in ("## Stages", "### robust grading", "### paper grading", "### Δ vs Instruct (robust",
-                    "### Mean response length", "### Truncation rate", "## Bits per character"):
+    for heading in ("## Stages", "### robust scoring", "### paper scoring", "### Δ vs Instruct (robust",
+                    "### Mean response length", "### Truncation rate", "### Wait per response (Figure 4)",
+                    "### Other reflection markers (micota extension)", "## Bits per character"):
         assert heading in text
     assert "| MiCoTA | " in text and "| evaluate |" in text and "| analyze-bpc |" in text
     images = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", text)
@@ -48,7 +49,8 @@ def test_report_has_tables_plots_and_stage_records(run_dir, tmp_path):
     for image in images:
         pixels = matplotlib.image.imread(report.parent / image)
         assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.01  # drawn, not blank
-    for name in ("accuracy_robust", "delta_paper", "bpc"):
+    assert "plots/reflection_wait.png" in images and "plots/reflection_other_markers.png" in images
+    for name in ("accuracy_robust", "delta_paper", "bpc", "wait_per_response_figure_4"):
         assert all((report.parent / "tables" / f"{name}.{ext}").is_file() for ext in ("csv", "md", "tex"))
 
 

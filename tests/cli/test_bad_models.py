@@ -140,7 +140,10 @@ def test_micota_run_stops_at_the_stage_fed_a_damaged_model(damaged, tmp_path):
     recipe = _write(tmp_path / "recipe.yaml", {"run_dir": str(tmp_path / "run"), "stages": stages})
     result = micota("run", str(recipe))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert f"error: sft.model: {damaged['cut'] / 'model.safetensors'}: truncated" in result.stderr
+    # the sft stage's preflight finds it before any stage runs (the generate stage did not run either)
+    assert "error: the run cannot start; nothing has run:" in result.stderr
+    assert f"stage 'student' (sft): sft.model: {damaged['cut'] / 'model.safetensors'}: truncated" in result.stderr
+    assert not (tmp_path / "run" / "data" / "manifest.json").exists()
     assert not (tmp_path / "run" / "student" / "manifest.json").exists() and not (tmp_path / "run" / "student" / "model").exists()
 
 

@@ -72,3 +72,15 @@ def test_stage_command_runs_a_stage_config(tmp_path):
     result = micota("mix", "-c", str(cfg), "total=10")
     assert result.returncode == 0, result.stderr
     assert sum(1 for _ in (tmp_path / "mix" / "data.jsonl").open()) == 10
+
+
+def test_version_full_names_every_library_that_can_change_results():
+    result = micota("version", "--full")
+    assert result.returncode == 0
+    found = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    for name in ("micota", "torch", "transformers", "trl", "accelerate", "datasets", "vllm", "math-verify",
+                 "latex2sympy2_extended", "sympy", "micota-grader"):
+        assert name in found, name
+    from importlib.metadata import version
+
+    assert found["torch"] == version("torch") and found["micota-grader"].isdigit()

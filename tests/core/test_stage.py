@@ -79,6 +79,23 @@ def test_missing_input_is_a_clear_error(tmp_path):
         run_stage("s", cfg, cfg.out_dir, {"src": tmp_path / "nope"}, make_body([], 2))
 
 
+def test_resumed_stage_drops_temp_files_of_the_killed_writer(tmp_path):
+    from micota.jsonl import temp_path
+
+    cfg = Cfg(out_dir=tmp_path / "s")
+    left: list[str] = []
+
+    def crash(out: Path) -> StageResult:
+        temp_path(out / "results.json").write_text("{half")  # killed between write and rename
+        (out / ".keep.tmp").write_text("not ours")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        run_stage("s", cfg, cfg.out_dir, {}, crash, resumable=True)
+    run_stage("s", cfg, cfg.out_dir, {}, lambda out: left.extend(sorted(p.name for p in out.glob("*.tmp"))) or StageResult(), resumable=True)
+    assert left == [".keep.tmp"]
+
+
 def test_preserved_subfolders_survive_a_config_change_and_the_rest_is_cleared(tmp_path):
     calls: list[int] = []
     cfg = Cfg(out_dir=tmp_path / "s")

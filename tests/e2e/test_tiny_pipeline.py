@@ -47,3 +47,27 @@ def test_manifests_link_each_stage_to_its_inputs(tiny_run):
 def test_rerun_does_nothing(tiny_run):
     outcomes = run_recipe(TINY, run_dir=tiny_run, log=lambda _: None)
     assert not any(o.ran for o in outcomes)
+
+
+@pytest.mark.parametrize("how", ["cp", "mv"])
+def test_a_moved_or_copied_run_is_up_to_date(tiny_run, tmp_path, how):
+    """Stage identity holds no path: a finished run copied or moved elsewhere runs no stage."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(tiny_run, copy, symlinks=True)  # `cp -r`: new mtimes, new inodes
+    if how == "mv":
+        moved = tmp_path / "moved"
+        subprocess.run(["mv", str(copy), str(moved)], check=True)
+        copy = moved
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    plan = subprocess.run([sys.executable, "-m", "micota", "run", str(TINY), "--run-dir", str(copy), "--dry-run"],
+                          capture_output=True, text=True, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    assert " done " in plan.stdout and " stale " not in plan.stdout and " pending " not in plan.stdout, plan.stdout
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    outcomes = run_recipe(TINY, run_dir=copy, log=lambda _: None)
+    assert not any(o.ran for o in outcomes), [o.name for o in outcomes if o.ran]
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == before  # nothing rewritten

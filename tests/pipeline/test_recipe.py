@@ -81,3 +81,11 @@ def test_extends_layers_a_recipe_on_another(tiny_model, prompts, tmp_path):
     gen, sft = stages
     assert gen.config.engine.max_new_tokens == 2 and gen.config.engine.batch_size == 4  # nested keys merge
     assert (sft.config.epochs, sft.config.learning_rate) == (1, 0.01)
+
+
+@pytest.mark.parametrize("ref", ["@gen/../../x.jsonl", "@gen/..", "@gen/a/../../student-sft/model", "@gen//etc/passwd"])
+def test_reference_outside_its_stage_folder_is_an_error_naming_field_and_fix(tiny_model, prompts, tmp_path, ref):
+    stages = mini_stages(tiny_model, prompts)
+    stages["student-sft"]["data"] = ref
+    with pytest.raises(MicotaError, match=r"stages.student-sft: reference .* points outside the folder of stage 'gen'.*@gen/sub/path"):
+        load_recipe(write_recipe(tmp_path, stages))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from micota.pipeline.recipe import load_recipe
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").rglob("*.yaml"))
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))
 
 
 def test_recipes_exist():
@@ -24,3 +26,49 @@ def test_recipe_validates_and_plans(path, tmp_path):
     for position, stage in enumerate(stages):
         assert all(names.index(dep) < position for dep in stage.depends_on)
         assert Path(stage.config.out_dir) == tmp_path / "run" / stage.name
+
+
+def test_defaults_layer_under_a_stage_key_by_key(tmp_path):
+    """A stage that names only its model keeps the sampling its kind's defaults give (nested blocks merge)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "defaults:\n  generate:\n    prompts: p.jsonl\n    engine: {temperature: 0.0, max_new_tokens: 77, max_model_len: 99}\n"
+        "stages:\n  gen: {kind: generate, engine: {model: m, max_new_tokens: 5}}\n")
+    _, (stage,) = load_recipe(recipe, run_dir=tmp_path / "run")
+    engine = stage.config.engine
+    assert (engine.model, engine.max_new_tokens, engine.max_model_len) == ("m", 5, 99)
+
+
+def test_paper_recipes_share_one_run_folder_per_experiment():
+    """Students of one teacher reuse its data: same run folder, same data stages, distinct student stages."""
+    folders = {}
+    for path in sorted((RECIPE_DIR / "micota").glob("r1-*.yaml")):
+        recipe, stages = load_recipe(path)
+        folders[path.name] = (recipe.run_dir, {s.name: s.config for s in stages})
+    run_dirs = {run_dir for run_dir, _ in folders.values()}
+    assert run_dirs == {Path("runs/micota/r1")}
+    configs = [stages for _, stages in folders.values()]
+    for name in ("teacher-data", "ta-sft", "ta-merged", "micota-data", "mix-long"):
+        assert all(c[name] == configs[0][name] for c in configs), name  # identical config: generated once
+
+
+ENVIRONMENT_ONLY = re.compile(r"vllm is not installed|needs the deepspeed package")  # what a CPU test machine lacks
+PAPER_RECIPES = sorted(p for folder in ("micota", "mix-distill", "qwen2.5") for p in (RECIPE_DIR / folder).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.relative_to(p.parents[1]).as_posix())
+def test_paper_recipe_plans_offline_and_only_gpu_packages_are_missing(path, tmp_path, monkeypatch, shared_data):
+    """`micota run RECIPE --dry-run` on this CPU machine: every stage planned and placed, nothing
+    downloaded, and preflight finds nothing wrong but the GPU packages (vLLM, DeepSpeed) it lacks."""
+    plan = pytest.importorskip("micota.pipeline.plan", reason="the run planner (--dry-run) is not in this tree yet")
+    monkeypatch.setenv("MICOTA_DATA_DIR", str(shared_data / "benchmarks"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.chdir(RECIPE_DIR.parent)  # recipe paths (the Mix-Distillation prompts) are relative to the repository
+    recipe, stages = load_recipe(path, run_dir=tmp_path / "run")
+    plans = plan.plan_stages(stages)
+    assert [p.state for p in plans] == ["pending"] * len(stages)
+    lines = plan.describe_plan(plans, recipe.run_dir, [])
+    assert len(lines) == len(stages) + 3 and lines[-1] == "preflight: ok"
+    unexpected = [p for p in plan.preflight_problems(plans) if not ENVIRONMENT_ONLY.search(p)]
+    assert not unexpected, "\n".join(unexpected)
+    assert not (tmp_path / "run").exists()  # planning writes nothing

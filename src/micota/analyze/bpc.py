@@ -1,4 +1,4 @@
-"""Bits per character of a model on a CoT dataset (MiCoTA Table 4; issue 5, item 5).
+"""Bits per character of a model on a CoT dataset (MiCoTA Table 4).
 
 Definition (documented in docs/benchmarks.md)::
 

@@ -1,8 +1,10 @@
-"""The ``analyze bpc`` stage: BPC of models × CoT datasets (Table 4) and a per-student ranking.
+"""The ``bpc`` stage (``micota analyze bpc``): BPC of models × CoT datasets (MiCoTA Table 4).
 
-Output: ``bpc.json`` = ``{"scores": {model: {dataset: {bpc, nats_per_char, bits_per_token,
-nats, chars, tokens, samples}}}, "ranking": {model: [dataset, …]}}`` (lowest BPC first: the
-data that student can learn from most easily) and ``bpc.md`` (the table).
+Output: ``bpc.json`` = ``{"models": [...], "datasets": [...], "scores": {model: {dataset: {bpc,
+nats_per_char, bits_per_token, nats, chars, tokens, samples}}}, "ranking": {model: [dataset,
+…]}}`` (ranking: lowest BPC first, the data that model can learn from most easily; the two
+lists keep the config's order, which is the table's) and ``bpc.md``: Table 4's layout, rows =
+datasets, columns = models.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from micota.analyze.bpc import EncodedExample, encode_example, score_examples
-from micota.evaluate.context import model_context_length
 from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
+from micota.evaluate.context import model_context_length
 from micota.jsonl import iter_jsonl, write_json
 from micota.manifest import Manifest
+from micota.resources import Placement, Resources
 from micota.stage import StageResult, run_stage
 
 BPC_NAME = "bpc.json"
@@ -25,11 +28,15 @@ TABLE_NAME = "bpc.md"
 
 
 class BpcConfig(StrictModel):
-    """Score ``datasets`` (chat JSONL, last message = response) under each of ``models``."""
+    """Score ``datasets`` (chat JSONL, last message = response) under each of ``models``.
+
+    The order of both mappings is the table's: Table 4 lists the datasets as rows (Strong
+    Teacher, Half-size, Mix-Long, MiCoTA) and the models as columns (largest first).
+    """
 
     out_dir: str = Field(json_schema_extra=NOT_HASHED)
-    models: dict[str, str]  # display name -> model folder or hub id (the students)
-    datasets: dict[str, str]  # display name -> JSONL file, or a stage folder holding data.jsonl
+    models: dict[str, str]  # display name -> model folder or hub id (the columns)
+    datasets: dict[str, str]  # display name -> JSONL file, or a stage folder holding data.jsonl (the rows)
     limit: Optional[int] = Field(None, ge=1)  # first N samples per dataset
     batch_size: int = Field(8, ge=1, json_schema_extra=NOT_HASHED)  # rows per forward pass
     max_batch_tokens: int = Field(32768, ge=1, json_schema_extra=NOT_HASHED)  # padded tokens per forward pass (memory bound)
@@ -38,6 +45,24 @@ class BpcConfig(StrictModel):
     trust_remote_code: bool = False
     too_long: Literal["error", "skip"] = "error"  # samples longer than the model's context: stop, or skip and count
     progress: bool = Field(True, json_schema_extra=NOT_HASHED)
+    resources: Resources = Field(default_factory=Resources, json_schema_extra=NOT_HASHED)  # filled by the planner
+
+
+def placement(cfg: BpcConfig) -> Placement:
+    """One process scores the models one after another on one GPU (or the CPU): forward passes only."""
+    gpus = 0 if cfg.device == "cpu" else min(1, cfg.resources.gpu_count())
+    return Placement(processes=1, gpus=gpus, note=f"{len(cfg.models)} models x {len(cfg.datasets)} datasets, "
+                     "one model at a time, whole on one device")
+
+
+def preflight(cfg: BpcConfig) -> None:
+    """Dataset files that no stage of this run writes must exist before the run starts."""
+    run_dir = Path(cfg.out_dir).parent.resolve()
+    for name, path in cfg.datasets.items():
+        produced = run_dir in Path(path).resolve().parents
+        if not produced and not (Path(path).is_file() or (Path(path) / "data.jsonl").is_file()):
+            raise MicotaError(f"bpc: datasets.{name}: {path} does not exist and no stage of this run writes it. "
+                              "Fix the path, or point it at a stage with @stage.")
 
 
 def dataset_file(path: str) -> Path:
@@ -92,9 +117,10 @@ def _score_all(cfg: BpcConfig, files: dict[str, Path], out: Path) -> StageResult
                                    progress=cfg.progress, desc=f"bpc {model_name} · {data_name}")
             scores.setdefault(model_name, {})[data_name] = {**score.as_dict(), "skipped_too_long": skipped}
         del model
-    result = {"scores": scores, "ranking": rank_datasets(scores)}
+    result = {"models": list(cfg.models), "datasets": list(cfg.datasets), "scores": scores,
+              "ranking": rank_datasets(scores)}
     write_json(out / BPC_NAME, result)
-    (out / TABLE_NAME).write_text(bpc_markdown(scores), encoding="utf-8")
+    (out / TABLE_NAME).write_text(bpc_markdown(scores, list(cfg.datasets)), encoding="utf-8")
     return StageResult(outputs={"bpc": BPC_NAME, "table": TABLE_NAME},
                        counts={"models": len(cfg.models), "datasets": len(files)}, metrics=result)
 
@@ -125,11 +151,12 @@ def rank_datasets(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return {model: sorted(per, key=lambda name: per[name]["bpc"]) for model, per in scores.items()}
 
 
-def bpc_markdown(scores: dict[str, dict[str, Any]]) -> str:
-    """Table 4 layout: rows = models, columns = datasets, cells = BPC (nats/char in brackets)."""
-    datasets = sorted({name for per in scores.values() for name in per})
-    lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
-    for model, per in scores.items():
-        cells = [f"{per[d]['bpc']:.4f} ({per[d]['nats_per_char']:.4f})" if d in per else "–" for d in datasets]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+def bpc_markdown(scores: dict[str, dict[str, Any]], datasets: list[str]) -> str:
+    """Table 4 layout: rows = datasets (in ``datasets`` order), columns = models, cells = BPC (nats/char)."""
+    models = list(scores)
+    lines = ["| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for name in datasets:
+        cells = [f"{scores[m][name]['bpc']:.4f} ({scores[m][name]['nats_per_char']:.4f})" if name in scores[m] else "–"
+                 for m in models]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\nBPC in bits per character of the response (nats per character in brackets); lower is easier.\n"

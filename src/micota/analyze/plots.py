@@ -74,7 +74,7 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     for i, (model, per) in enumerate(results.items()):
         size = max(24.0, 110 * 0.85**i)  # later models drawn smaller, so identical points stay visible as rings
         for j, bench in enumerate(benches):
-            if bench in per and per[bench].get("n"):
+            if bench in per and per[bench].get("n") and per[bench].get("mean_tokens") is not None:
                 ax.scatter(per[bench]["mean_tokens"], 100 * per[bench][f"accuracy_{mode}"], s=size, alpha=0.9,
                            color=colours[i % len(colours)], marker=_MARKERS[j % len(_MARKERS)], edgecolor="black", lw=0.5)
     def header(text: str) -> Any:
@@ -94,13 +94,14 @@ def plot_accuracy_vs_length(results: Results, path: Path, mode: str = "robust") 
     return _save(fig, path)
 
 
-def plot_bpc_heatmap(scores: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path) -> Path:
-    """Heat-map of BPC (bits/char), rows = models (students), columns = CoT datasets (MiCoTA Table 4)."""
+def plot_bpc_heatmap(scores: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path,
+                     datasets: Sequence[str] = ()) -> Path:
+    """Heat-map of BPC (bits/char) in MiCoTA Table 4's layout: rows = CoT datasets, columns = models."""
     plt = _pyplot()
     models = list(scores)
-    datasets = sorted({d for per in scores.values() for d in per})
-    grid = [[scores[m][d]["bpc"] if d in scores[m] else float("nan") for d in datasets] for m in models]
-    fig, ax = plt.subplots(figsize=(3.5 + 1.4 * len(datasets), 2.2 + 0.55 * len(models)))
+    rows = list(datasets) or sorted({d for per in scores.values() for d in per})
+    grid = [[scores[m][d]["bpc"] if d in scores[m] else float("nan") for m in models] for d in rows]
+    fig, ax = plt.subplots(figsize=(3.5 + 1.4 * len(models), 2.2 + 0.55 * len(rows)))
     image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
     finite = [v for row in grid for v in row if v == v]
     middle = (min(finite) + max(finite)) / 2 if finite else 0
@@ -108,29 +109,46 @@ def plot_bpc_heatmap(scores: Mapping[str, Mapping[str, Mapping[str, float]]], pa
         for c, value in enumerate(row):
             ax.text(c, r, "–" if value != value else f"{value:.3f}", ha="center", va="center", fontsize=9,
                     color="white" if value == value and value > middle else "black")
-    ax.set_xticks(range(len(datasets)), datasets, rotation=20, ha="right")
-    ax.set_yticks(range(len(models)), models)
-    ax.set_xlabel("CoT dataset")
-    ax.set_ylabel("model (student)")
+    ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("model that scores the data")
+    ax.set_ylabel("CoT dataset")
     fig.colorbar(image, ax=ax, label="BPC (bits/char)")
     ax.set_title("BPC of each CoT dataset under each model\n(lower = the model finds the data easier to learn)")
     return _save(fig, path)
 
 
-def plot_reflection_words(results: Results, path: Path) -> Path:
-    """Grouped bars of reflection markers per response (MiCoTA Figure 4), per model × benchmark."""
+def plot_reflection_words(results: Results, folder: Path) -> list[tuple[Path, str]]:
+    """MiCoTA Figure 4 ("wait" per response) and, when counted, the other markers as a labelled extension.
+
+    Returns ``(path, alt text)`` per figure written under ``folder``.
+    """
+    by_marker = [set(m.get("reflection_by_marker", {})) for per in results.values() for m in per.values()]
+    others = sorted(set().union(*by_marker) - {"wait"}) if by_marker else []
+    figures = [(plot_marker_bars(results, ["wait"], folder / "reflection_wait.png",
+                                 '"wait" per response (MiCoTA Figure 4)'), "Wait per response (Figure 4)")]
+    if others:
+        figures.append((plot_marker_bars(results, others, folder / "reflection_other_markers.png",
+                                         f"Other reflection markers per response ({', '.join(others)})\n"
+                                         "micota extension: not in the papers"), "Other reflection markers (extension)"))
+    return figures
+
+
+def plot_marker_bars(results: Results, markers: Sequence[str], path: Path, title: str) -> Path:
+    """Grouped bars of the summed mean count of ``markers`` per response, per model × benchmark."""
     plt = _pyplot()
     benches = benchmark_columns(results)
     models = list(results)
     width = 0.8 / max(1, len(models))
     fig, ax = plt.subplots(figsize=(3.0 + len(benches) * (0.6 + 0.25 * len(models)), 4.2))
     for i, model in enumerate(models):
-        values = [results[model].get(b, {}).get("reflection_per_response", 0.0) for b in benches]
+        per = results[model]
+        values = [sum(per.get(b, {}).get("reflection_by_marker", {}).get(m, 0.0) for m in markers) for b in benches]
         ax.bar([k + (i - (len(models) - 1) / 2) * width for k in range(len(benches))], values, width, label=model)
     ax.set_xticks(range(len(benches)), [BENCHMARK_LABELS.get(b, b) for b in benches])
     ax.set_xlabel("benchmark")
-    ax.set_ylabel("reflection markers per response (count)")
-    ax.set_title("Reflection words (wait, hmm, alternatively, …) per response")
+    ax.set_ylabel("occurrences per response (count)")
+    ax.set_title(title)
     ax.legend(title="model", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

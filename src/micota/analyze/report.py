@@ -1,4 +1,4 @@
-"""``micota report``: gather stage manifests and results into one ``report.md`` with plots (issue 5, item 7).
+"""``micota report``: gather stage manifests and results into one ``report.md`` with plots.
 
 The report reads files only (``manifest.json``, ``results.json``, per-sample JSONL,
 ``bpc.json``), never another stage's Python objects, so it works on any finished run
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from micota.analyze import plots
-from micota.analyze.tables import (Results, Table, accuracy_table, delta_table, length_tables, to_csv, to_latex,
-                                   to_markdown)
+from micota.analyze.tables import (Block, Results, Table, accuracy_table, delta_table, length_tables, metric_table,
+                                   scoring_modes, to_csv, to_latex, to_markdown)
 from micota.errors import MicotaError
 from micota.jsonl import iter_jsonl
 from micota.manifest import MANIFEST_NAME, Manifest, read_manifest
@@ -33,6 +33,7 @@ class RunData:
     results: Results = field(default_factory=dict)
     lengths: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # model -> benchmark -> tokens
     bpc: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> dataset -> scores
+    bpc_datasets: list[str] = field(default_factory=list)  # Table 4 rows, in the bpc stage's order
     ranking: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -49,13 +50,18 @@ def gather_runs(run_dirs: Sequence[Path]) -> RunData:
             if (stage_dir / "results.json").is_file() and manifest.stage == "evaluate":
                 _add_evaluation(data, stage_dir)
             if (stage_dir / "bpc.json").is_file():
-                bpc = json.loads((stage_dir / "bpc.json").read_text(encoding="utf-8"))
-                for model, per in bpc["scores"].items():
-                    data.bpc.setdefault(model, {}).update(per)
+                _add_bpc(data, json.loads((stage_dir / "bpc.json").read_text(encoding="utf-8")))
     data.ranking = {m: sorted(per, key=lambda d: per[d]["bpc"]) for m, per in data.bpc.items()}
     if not data.stages:
         raise MicotaError(f"report: no finished stage (no {MANIFEST_NAME}) under {', '.join(map(str, run_dirs))}.")
     return data
+
+
+def _add_bpc(data: RunData, bpc: dict[str, Any]) -> None:
+    for model in bpc.get("models", list(bpc["scores"])):  # the stage's column order (older files: score order)
+        data.bpc.setdefault(model, {}).update(bpc["scores"].get(model, {}))
+    order = bpc.get("datasets") or sorted({d for per in bpc["scores"].values() for d in per})
+    data.bpc_datasets += [d for d in order if d not in data.bpc_datasets]
 
 
 def _add_evaluation(data: RunData, stage_dir: Path) -> None:
@@ -70,12 +76,15 @@ def _add_evaluation(data: RunData, stage_dir: Path) -> None:
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[str] = None,
                  extra_sections: Sequence[str] = (), summary_sections: Sequence[str] = (),
-                 title: str = "micota report", length_groups: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
+                 title: str = "micota report", length_groups: Optional[Mapping[str, Sequence[str]]] = None,
+                 blocks: Optional[Sequence[Block]] = None) -> Path:
     """Write ``out/report.md`` (+ ``out/tables``, ``out/plots``) and return its path.
 
     ``summary_sections`` are Markdown blocks placed right after the title, ``extra_sections``
-    appended at the end (the pipeline puts its MiCoTA summary first). ``length_groups`` adds
-    one length-distribution figure per named group of models, e.g. ``{"Teacher assistant
+    appended at the end (the pipeline puts its MiCoTA summary first). ``blocks`` lays the
+    accuracy tables out as the papers' Table 2/3 (one block per student, Δ vs its untrained
+    model); without them every evaluated model is a row. ``length_groups`` adds one
+    length-distribution figure per named group of models, e.g. ``{"Teacher assistant
     (Figure 2)": ["TA pre-SFT", "TA post-SFT", "TA merged"]}``.
     """
     out = Path(out)
@@ -84,7 +93,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, *, base_model: Optional[st
     parts = [f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from "
              + ", ".join(f"`{d}`" for d in run_dirs) + ".\n", *summary_sections, _stages_section(data)]
     if data.results:
-        parts.append(_accuracy_section(data, out, base_model))
+        parts.append(_accuracy_section(data, out, base_model, blocks))
         parts.append(_length_section(data, out, length_groups or {}))
     if data.bpc:
         parts.append(_bpc_section(data, out))
@@ -102,25 +111,45 @@ def _stages_section(data: RunData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _accuracy_section(data: RunData, out: Path, base_model: Optional[str]) -> str:
-    parts = ["## Accuracy (Table 2/3 layout)\n",
-             "Both grading modes: `robust` (math-verify equivalence) and `paper` (the papers' rule-based harness, "
-             "what public harnesses report). The gap between them is grading error, not model skill.\n"]
-    for mode in ("robust", "paper"):
-        table = accuracy_table(data.results, mode)
-        parts.append(f"### {mode} grading\n\n" + _save_table(table, out, f"accuracy_{mode}"))
-        if base_model:
-            delta = delta_table(table, base_model)
+_MODE_NOTES = {
+    "robust": "micota's grader (normalised answers, math-verify equivalence): the headline score",
+    "paper": "the papers' rule-based harness (lm-eval tasks of the Mix-Distillation repository), as published",
+    "judge": "`paper`, then an LLM judge re-checking each `paper` failure that has a boxed answer (Mix-Distillation)",
+}
+
+
+def _accuracy_section(data: RunData, out: Path, base_model: Optional[str], blocks: Optional[Sequence[Block]]) -> str:
+    layout = "Table 2/3 layout: one block per student" if blocks else "Table 2/3 layout"
+    parts = [f"## Accuracy ({layout})\n",
+             "Scores by scoring mode; the gap between modes is grading, not model skill:\n"
+             + "".join(f"\n- `{mode}`: {_MODE_NOTES[mode]}" for mode in scoring_modes(data.results)) + "\n"]
+    for mode in scoring_modes(data.results):
+        table = accuracy_table(data.results, mode, blocks)
+        parts.append(f"### {mode} scoring\n\n" + _save_table(table, out, f"accuracy_{mode}"))
+        for key in _majority_keys(data.results, mode):  # sampled protocol: majority vote over the n samples
+            majority = metric_table(data.results, key, f"{key}: accuracy (%) of the most frequent answer over the "
+                                    f"samples of each problem, {mode} scoring.", scale=100.0)
+            parts.append(f"### {key} (sampled protocol)\n\n" + _save_table(majority, out, key.replace("@", "_at_")))
+        if base_model and base_model in data.results:
+            delta = delta_table(accuracy_table(data.results, mode), base_model)
             parts.append(f"### Δ vs {base_model} ({mode}; Table 1 layout)\n\n" + _save_table(delta, out, f"delta_{mode}"))
     plot = plots.plot_accuracy_vs_length(data.results, out / "plots" / "accuracy_vs_length.png")
     parts.append(f"![Accuracy vs mean response length]({_relative(plot, out)})\n")
     return "\n".join(parts)
 
 
+def _majority_keys(results: Results, mode: str) -> list[str]:
+    """The ``maj@<n>_<mode>`` keys present in ``results`` (written by the sampled protocol)."""
+    found = {key for per in results.values() for metrics in per.values() for key in metrics
+             if re.fullmatch(rf"maj@\d+_{mode}", key)}
+    return sorted(found)
+
+
 def _length_section(data: RunData, out: Path, groups: Mapping[str, Sequence[str]]) -> str:
     parts = ["## Response lengths, truncation and reflection words (Figures 2–4)\n"]
     for title, table in length_tables(data.results).items():
-        parts.append(f"### {title}\n\n" + _save_table(table, out, title.lower().replace(" ", "_")))
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+        parts.append(f"### {title}\n\n" + _save_table(table, out, slug))
     if data.lengths:
         plot = plots.plot_length_distributions(data.lengths, out / "plots" / "length_distributions.png")
         parts.append(f"![Response length distributions]({_relative(plot, out)})\n")
@@ -130,20 +159,25 @@ def _length_section(data: RunData, out: Path, groups: Mapping[str, Sequence[str]
             slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
             plot = plots.plot_length_distributions(chosen, out / "plots" / f"lengths_{slug}.png", title=title)
             parts.append(f"![{title}]({_relative(plot, out)})\n")
-    plot = plots.plot_reflection_words(data.results, out / "plots" / "reflection_words.png")
-    parts.append(f"![Reflection words per response]({_relative(plot, out)})\n")
+    for plot, alt in plots.plot_reflection_words(data.results, out / "plots"):
+        parts.append(f"![{alt}]({_relative(plot, out)})\n")
     return "\n".join(parts)
 
 
+def bpc_table(scores: Mapping[str, Mapping[str, Mapping[str, Any]]], datasets: Sequence[str]) -> Table:
+    """MiCoTA Table 4 layout: rows = CoT datasets (in ``datasets`` order), columns = models (as given)."""
+    models = list(scores)
+    rows = [(d, [scores[m].get(d, {}).get("bpc") for m in models]) for d in datasets]
+    return Table(models, rows, "Bits per character of each CoT dataset's responses under each model "
+                 "(lower = closer to what the model already writes).", digits=4, mark_best=False)
+
+
 def _bpc_section(data: RunData, out: Path) -> str:
-    datasets = sorted({d for per in data.bpc.values() for d in per})
-    table = Table(datasets, [(m, [per.get(d, {}).get("bpc") for d in datasets]) for m, per in data.bpc.items()],
-                  "Bits per character of each CoT dataset's responses under each model (lower = easier to learn).",
-                  digits=4, bold_best=False)
+    table = bpc_table(data.bpc, data.bpc_datasets)
     ranking = "\n".join(f"- **{m}**: " + " < ".join(order) for m, order in data.ranking.items())
-    plot = plots.plot_bpc_heatmap(data.bpc, out / "plots" / "bpc_heatmap.png")
-    return "\n".join(["## Bits per character (Table 4 layout)\n", _save_table(table, out, "bpc", first="Model"),
-                      "Training sets ranked for each student (lowest BPC first — the data it can learn from most easily):\n",
+    plot = plots.plot_bpc_heatmap(data.bpc, out / "plots" / "bpc_heatmap.png", datasets=data.bpc_datasets)
+    return "\n".join(["## Bits per character (Table 4 layout)\n", _save_table(table, out, "bpc", first="Dataset"),
+                      "Training sets ranked for each model (lowest BPC first — the data it can learn from most easily):\n",
                       ranking + "\n", f"![BPC heat-map]({_relative(plot, out)})\n"])
 
 

@@ -1,8 +1,12 @@
-"""Accuracy tables in the paper's layouts, written as Markdown, CSV and LaTeX (issue 5, item 4).
+"""Accuracy tables in the papers' layouts, written as Markdown, CSV and LaTeX.
 
-Table 2/3 layout: rows = models/methods, columns = benchmarks + average, cells = accuracy
-in percent, one table per grading mode (``robust``, ``paper``). Table 1 layout: the same
-rows as differences Δ (percentage points) against a named base model.
+Table 2/3 layout (MiCoTA): one block of rows per student (its untrained Instruct model first,
+then one row per training set), columns AIME24, AMC23, OlympiadBench, MATH-500, GSM8K, Avg
+and Δ (the row's Avg minus its block's untrained model's Avg), cells = accuracy in percent;
+within each block the best value of a column is bold and the second underlined. One table per
+scoring mode (``robust``, ``paper``, ``judge``: the ``accuracy_<mode>`` keys of
+``results.json``). When an evaluation used the sampled protocol, a cell shows mean ± std.
+Table 1 layout: rows as differences Δ (percentage points) against a named base model.
 """
 
 from __future__ import annotations
@@ -10,17 +14,30 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 from micota.errors import MicotaError
 
-BENCHMARK_ORDER = ("aime24", "amc23", "olympiadbench", "math500", "gsm8k")  # the paper's column order
+BENCHMARK_ORDER = ("aime24", "amc23", "olympiadbench", "math500", "gsm8k")  # both papers' column order
 BENCHMARK_LABELS = {"aime24": "AIME24", "amc23": "AMC23", "olympiadbench": "OlympiadBench",
                     "math500": "MATH-500", "gsm8k": "GSM8K", "lab": "Lab"}
-AVERAGE = "Avg."
+AVERAGE = "Avg"
+DELTA = "Δ"
+SCORING_MODES = ("robust", "paper", "judge")  # results.json keys accuracy_<mode>; robust is the headline
 
 Results = dict[str, dict[str, dict[str, Any]]]  # model -> benchmark -> metrics (results.json)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows of one student: ``rows`` pair a row label with a model name of ``results.json``.
+
+    The first row is the untrained model the Δ column subtracts (Table 2/3).
+    """
+
+    label: str  # heading row, e.g. "Qwen2.5-3B-Instruct" ("" = no heading)
+    rows: tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -32,22 +49,56 @@ class Table:
     caption: str
     signed: bool = False  # Δ tables print "+1.2"
     digits: int = 1  # decimals shown (CSV keeps 4)
-    bold_best: bool = True  # LaTeX: bold the highest value per column (accuracy tables only)
+    mark_best: bool = True  # best of a column bold, second underlined, within each block (accuracy tables)
+    blocks: list[tuple[str, int]] = field(default_factory=list)  # (heading, rows) in order; [] = one block
+    signed_columns: frozenset[int] = frozenset()  # columns printed with a sign and never marked (Δ)
+    spread: dict[tuple[int, int], float] = field(default_factory=dict)  # (row, column) -> std, shown as ± std
 
-    def cell(self, value: Optional[float]) -> str:
+    def cell(self, value: Optional[float], column: int = -1) -> str:
         if value is None:
             return "–"
-        return f"{value:+.{self.digits}f}" if self.signed else f"{value:.{self.digits}f}"
+        signed = self.signed or column in self.signed_columns
+        return f"{value:+.{self.digits}f}" if signed else f"{value:.{self.digits}f}"
+
+    def row_blocks(self) -> list[tuple[str, range]]:
+        """(heading, row indices) of every block; a table without blocks is one unlabelled block."""
+        if not self.blocks:
+            return [("", range(len(self.rows)))]
+        spans, start = [], 0
+        for heading, count in self.blocks:
+            spans.append((heading, range(start, start + count)))
+            start += count
+        return spans
+
+    def marks(self) -> dict[tuple[int, int], str]:
+        """``{(row, column): "best" | "second"}`` within each block, per column (ties share a mark)."""
+        found: dict[tuple[int, int], str] = {}
+        if not self.mark_best:
+            return found
+        for _, indices in self.row_blocks():
+            for column in range(len(self.columns)):
+                if column in self.signed_columns:
+                    continue
+                values = sorted({v for i in indices if (v := self.rows[i][1][column]) is not None}, reverse=True)
+                for rank, name in zip(values[:2], ("best", "second")):
+                    found.update({(i, column): name for i in indices if self.rows[i][1][column] == rank})
+        return found
 
 
 def benchmark_columns(results: Results) -> list[str]:
-    """Benchmarks present in ``results``: the paper's five in paper order, then any others sorted."""
+    """Benchmarks present in ``results``: the papers' five in the papers' order, then any others sorted."""
     present = {bench for per in results.values() for bench in per}
     return [b for b in BENCHMARK_ORDER if b in present] + sorted(present - set(BENCHMARK_ORDER))
 
 
+def scoring_modes(results: Results) -> list[str]:
+    """The scoring modes some model has an ``accuracy_<mode>`` for, in the order robust, paper, judge."""
+    present = {key for per in results.values() for metrics in per.values() for key in metrics}
+    return [mode for mode in SCORING_MODES if f"accuracy_{mode}" in present]
+
+
 def metric_table(results: Results, metric: str, caption: str, *, scale: float = 1.0, digits: int = 1,
-                 average: bool = True, bold_best: bool = False) -> Table:
+                 average: bool = True, mark_best: bool = False) -> Table:
     """One ``results.json`` metric per model × benchmark (× ``scale``), plus the mean over benchmarks.
 
     The average is None when a model lacks a benchmark, so rows are never averaged over different sets.
@@ -57,18 +108,45 @@ def metric_table(results: Results, metric: str, caption: str, *, scale: float = 
     for model, per in results.items():
         values = [scale * per[b][metric] if per.get(b, {}).get(metric) is not None else None for b in benches]
         if average:
-            values.append(statistics.fmean(values) if values and None not in values else None)
+            values.append(_mean(values))
         rows.append((model, values))
     columns = [BENCHMARK_LABELS.get(b, b) for b in benches] + ([AVERAGE] if average else [])
-    return Table(columns, rows, caption, digits=digits, bold_best=bold_best)
+    return Table(columns, rows, caption, digits=digits, mark_best=mark_best)
 
 
-def accuracy_table(results: Results, mode: str = "robust") -> Table:
-    """Accuracy (%) per model × benchmark and the unweighted average (Table 2/3 layout)."""
-    if mode not in {"robust", "paper"}:
-        raise MicotaError(f"mode must be 'robust' or 'rule', got {mode!r}.")
-    return metric_table(results, f"accuracy_{mode}", f"Accuracy (%) with {mode} grading; "
-                        f"{AVERAGE} = unweighted mean over benchmarks.", scale=100.0, bold_best=True)
+def accuracy_table(results: Results, mode: str = "robust", blocks: Optional[Sequence[Block]] = None) -> Table:
+    """Accuracy (%) per row × benchmark, the unweighted average and, with ``blocks``, Δ (Table 2/3 layout).
+
+    Without ``blocks`` every model of ``results`` is a row of one block and there is no Δ column.
+    Rows whose model has no results show dashes, so a missing run is visible rather than dropped.
+    """
+    if mode not in SCORING_MODES:
+        raise MicotaError(f"scoring mode must be one of {', '.join(SCORING_MODES)}, got {mode!r}.")
+    chosen = list(blocks) if blocks else [Block("", tuple((m, m) for m in results))]
+    benches = benchmark_columns(results)
+    key = f"accuracy_{mode}"
+    rows: list[tuple[str, list[Optional[float]]]] = []
+    spread: dict[tuple[int, int], float] = {}
+    for block in chosen:
+        base_avg = None
+        for position, (label, model) in enumerate(block.rows):
+            per = results.get(model, {})
+            values = [_percent(per.get(b, {}).get(key)) for b in benches]
+            for column, bench in enumerate(benches):
+                std = per.get(bench, {}).get(f"{key}_std")
+                if std is not None:
+                    spread[(len(rows), column)] = 100.0 * std
+            avg = _mean(values)
+            base_avg = avg if position == 0 else base_avg
+            delta = [None if avg is None or base_avg is None else avg - base_avg] if blocks else []
+            rows.append((label, [*values, avg, *delta]))
+    columns = [BENCHMARK_LABELS.get(b, b) for b in benches] + [AVERAGE] + ([DELTA] if blocks else [])
+    sampled = " Cells of the sampled protocol are pass@1 mean ± std over the sample sets." if spread else ""
+    caption = (f"Accuracy (%) with {mode} scoring; {AVERAGE} = unweighted mean over benchmarks"
+               + (f"; {DELTA} = {AVERAGE} minus the block's untrained model" if blocks else "")
+               + ". Best per block in bold, second underlined." + sampled)
+    return Table(columns, rows, caption, blocks=[(b.label, len(b.rows)) for b in chosen] if blocks else [],
+                 signed_columns=frozenset({len(columns) - 1}) if blocks else frozenset(), spread=spread)
 
 
 def delta_table(table: Table, base_model: str) -> Table:
@@ -79,52 +157,119 @@ def delta_table(table: Table, base_model: str) -> Table:
     rows = [(name, [None if v is None or b is None else v - b for v, b in zip(values, base)])
             for name, values in table.rows if name != base_model]
     return Table(table.columns, rows, f"Δ vs {base_model} (percentage points). {table.caption}", signed=True,
-                 bold_best=False)
+                 mark_best=False)
+
+
+def gain_table(results: Results, blocks: Sequence[Block], mode: str = "robust") -> Table:
+    """MiCoTA Table 1 layout: per student block, each trained row's accuracy minus the block's first row.
+
+    Values are percentage points per benchmark and for the average; a block's first row (the
+    untrained model) is the reference and is not shown.
+    """
+    full = accuracy_table(results, mode, blocks)
+    rows, counts, start = [], [], 0
+    for block in blocks:
+        base = full.rows[start][1][:-1]  # without the Δ column
+        for label, values in full.rows[start + 1 : start + len(block.rows)]:
+            rows.append((label, [None if v is None or b is None else v - b for v, b in zip(values[:-1], base)]))
+        counts.append((block.label, len(block.rows) - 1))
+        start += len(block.rows)
+    return Table(full.columns[:-1], rows, f"Gain over the untrained student (percentage points), {mode} scoring.",
+                 signed=True, mark_best=False, blocks=counts)
+
+
+def _percent(value: Optional[float]) -> Optional[float]:
+    return None if value is None else 100.0 * value
+
+
+def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
+    return statistics.fmean(values) if values and None not in values else None  # type: ignore[arg-type]
 
 
 def to_markdown(table: Table, first: str = "Model") -> str:
-    """A GitHub Markdown table with the caption below it."""
+    """A GitHub Markdown table (best **bold**, second <u>underlined</u>) with the caption below it."""
+    marks = table.marks()
     lines = [f"| {first} | " + " | ".join(table.columns) + " |", "|---|" + "---:|" * len(table.columns)]
-    lines += [f"| {name} | " + " | ".join(table.cell(v) for v in values) + " |" for name, values in table.rows]
+    for heading, indices in table.row_blocks():
+        if heading:
+            lines.append(f"| *{heading}* |" + " |" * len(table.columns))
+        for i in indices:
+            name, values = table.rows[i]
+            cells = [_marked(_shown(table, i, c, v), marks.get((i, c)), "**{}**", "<u>{}</u>") for c, v in enumerate(values)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n*{table.caption}*\n"
 
 
 def to_csv(table: Table, first: str = "model") -> str:
-    """CSV with full precision (empty cells for missing values)."""
+    """CSV with full precision (empty cells for missing values); blocks become a leading ``block`` column."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([first, *table.columns])
-    writer.writerows([name, *("" if v is None else round(v, 4) for v in values)] for name, values in table.rows)
+    blocked = bool(table.blocks)
+    writer.writerow([*(["block"] if blocked else []), first, *table.columns])
+    for heading, indices in table.row_blocks():
+        for i in indices:
+            name, values = table.rows[i]
+            writer.writerow([*([heading] if blocked else []), name, *("" if v is None else round(v, 4) for v in values)])
     return buffer.getvalue()
 
 
 def to_latex(table: Table, first: str = "Model") -> str:
-    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), best value per column in bold."""
-    best = [max((v for _, values in table.rows if (v := values[i]) is not None), default=None)
-            for i in range(len(table.columns))]
+    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``): best per block bold, second underlined."""
+    marks = table.marks()
     body = []
-    for name, values in table.rows:
-        cells = [(f"\\textbf{{{table.cell(v)}}}" if table.bold_best and v is not None and v == best[i] else table.cell(v))
-                 for i, v in enumerate(values)]
-        body.append(" & ".join([_latex_escape(name), *(c.replace("–", "--") for c in cells)]) + r" \\")
+    for heading, indices in table.row_blocks():
+        if heading:
+            body += [r"\midrule", rf"\multicolumn{{{len(table.columns) + 1}}}{{l}}{{\textit{{{_latex_escape(heading)}}}}} \\"]
+        for i in indices:
+            name, values = table.rows[i]
+            cells = [_marked(_shown(table, i, c, v).replace("±", r"$\pm$"), marks.get((i, c)), r"\textbf{{{}}}",
+                             r"\underline{{{}}}") for c, v in enumerate(values)]
+            body.append(" & ".join([_latex_escape(name), *(c.replace("–", "--") for c in cells)]) + r" \\")
     header = " & ".join([first, *map(_latex_escape, table.columns)]) + r" \\"
-    return "\n".join([f"% {table.caption}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule", header,
-                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
+    head = [f"% {table.caption}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule", header]
+    return "\n".join([*head, *([] if table.blocks else [r"\midrule"]), *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def _shown(table: Table, row: int, column: int, value: Optional[float]) -> str:
+    text = table.cell(value, column)
+    std = table.spread.get((row, column))
+    return f"{text} ± {std:.{table.digits}f}" if std is not None and value is not None else text
+
+
+def _marked(text: str, mark: Optional[str], best: str, second: str) -> str:
+    return best.format(text) if mark == "best" else second.format(text) if mark == "second" else text
 
 
 def length_tables(results: Results) -> dict[str, Table]:
-    """Mean response tokens, truncation rate and reflection words per response (Figures 2–4 as numbers)."""
-    return {
+    """Mean response tokens, truncation rate and reflection words per response (Figures 2–4 as numbers).
+
+    "Wait per response" is MiCoTA's Figure 4 (it counts "wait"); the other markers micota counts
+    are a separate, labelled extension table.
+    """
+    tables = {
         "Mean response length": metric_table(results, "mean_tokens", "Mean response length (tokens).", digits=0),
         "Truncation rate": metric_table(results, "truncation_rate", "Truncation rate (% of responses that hit "
-                                   "max_new_tokens without finishing).", scale=100.0),
-        "Reflection words": metric_table(results, "reflection_per_response", f"Reflection markers per response "
-                                         f"(counted: {', '.join(_markers(results)) or 'none recorded'}).", digits=2),
+                                        "max_new_tokens without finishing).", scale=100.0),
+        "Wait per response (Figure 4)": marker_table(results, ["wait"], "\"wait\" per response (MiCoTA Figure 4 counts this word)."),
     }
+    others = [m for m in reflection_markers(results) if m != "wait"]
+    if others:
+        tables["Other reflection markers (micota extension)"] = marker_table(
+            results, others, f"Other reflection markers per response, summed ({', '.join(others)}): a micota "
+            "extension, not in the papers.")
+    return tables
 
 
-def _markers(results: Results) -> list[str]:
-    """The reflection markers the evaluation counted (from ``reflection_by_marker``)."""
+def marker_table(results: Results, markers: Sequence[str], caption: str) -> Table:
+    """Mean count per response of ``markers`` (summed) per model × benchmark, from ``reflection_by_marker``."""
+    derived = {model: {bench: {"count": sum(metrics.get("reflection_by_marker", {}).get(m, 0.0) for m in markers)}
+                       for bench, metrics in per.items() if "reflection_by_marker" in metrics}
+               for model, per in results.items()}
+    return metric_table({m: per for m, per in derived.items() if per}, "count", caption, digits=2)
+
+
+def reflection_markers(results: Results) -> list[str]:
+    """The reflection markers the evaluation counted (from ``reflection_by_marker``), in first-seen order."""
     found: dict[str, None] = {}
     for per in results.values():
         for metrics in per.values():
@@ -133,7 +278,7 @@ def _markers(results: Results) -> list[str]:
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}"}
+                   "{": r"\{", "}": r"\}", "Δ": r"$\Delta$"}
 
 
 def _latex_escape(text: str) -> str:

@@ -136,17 +136,22 @@ ENGINES: dict[str, str] = {
 }
 
 
-def load_engine(config: EngineConfig) -> Engine:
-    """Instantiate the engine named by ``config.engine`` (imported lazily)."""
-    target = ENGINES.get(config.engine)
+def engine_class(name: str) -> type:
+    """The class of the engine row ``name`` (its module imported lazily; heavy stacks load on use)."""
+    target = ENGINES.get(name)
     if target is None:
-        raise MicotaError(f"engine {config.engine!r} is unknown. Available: {', '.join(ENGINES)}.")
+        raise MicotaError(f"engine {name!r} is unknown. Available: {', '.join(ENGINES)}.")
     module_name, class_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise MicotaError(
-            f"engine {config.engine!r} needs a package that is not installed ({exc.name}). "
+            f"engine {name!r} needs a package that is not installed ({exc.name}). "
             f"Install it (vLLM: see the README's GPU section; CPU: scripts/vllm_cpu_env.sh) or use engine: hf."
         ) from None
-    return getattr(module, class_name)(config)
+    return getattr(module, class_name)
+
+
+def load_engine(config: EngineConfig) -> Engine:
+    """Instantiate the engine named by ``config.engine`` (imported lazily)."""
+    return engine_class(config.engine)(config)

@@ -1,8 +1,8 @@
 """Resumable, crash-safe generation into sharded JSONL.
 
 Completions are appended to ``<out_dir>/shards/part-NNNNN.jsonl`` as they finish and flushed
-to disk in small groups (a chunk of ``batch_size``, or for continuous engines every
-``SYNC_EVERY`` samples or ``SYNC_SECONDS``). On a re-run the shards are read back, a torn last line (the
+to disk in small groups (a chunk of ``batch_size``, or for continuous and data-parallel
+engines every ``SYNC_EVERY`` samples or ``SYNC_SECONDS``). On a re-run the shards are read back, a torn last line (the
 process was killed mid-write) is cut off, ids already written are skipped, and the rest is
 generated into a fresh shard. Nothing is lost and nothing is written twice; the final
 ``records`` are returned in request order, so an interrupted-then-resumed run yields
@@ -15,12 +15,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
 from micota.errors import MicotaError, is_no_room, no_room_message
-from micota.generate.engine import Completion, EngineConfig, GenerationRequest, load_engine
+from micota.generate.engine import Completion, EngineConfig, GenerationRequest
+from micota.generate.parallel import open_engine as load_engine  # data-parallel replicas or the row's engine; tests replace it
+from micota.generate.sampling import effective_sampling
 
 SHARD_DIR = "shards"
 SYNC_EVERY = 64  # continuous engines: fsync after this many new samples ...
@@ -88,8 +90,10 @@ def generate_records(
     For chunked engines (``hf``), requests are cut into chunks of ``batch_size`` by a fixed
     rule (longest prompts first), and a chunk is sent whole even when a kill left part of it
     on disk: the engine then sees the same batches as an uninterrupted run, so batched greedy
-    decoding gives identical text. Continuous engines (``vllm``, ``openai``) get every pending
-    request at once and schedule them themselves.
+    decoding gives identical text; data-parallel replicas (micota.generate.parallel) get all
+    pending chunks at once and still generate each whole. Continuous engines (``vllm``,
+    ``openai``) get every pending request at once and schedule them themselves. Records carry
+    the effective sampling parameters (micota.generate.sampling).
     """
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
@@ -99,32 +103,49 @@ def generate_records(
     pending = [chunk for chunk in request_chunks(requests, engine_config.batch_size) if any(r.id not in done for r in chunk)]
     if pending:
         engine = load_engine(engine_config)
-        if getattr(engine, "continuous", False):
-            pending = [[r for chunk in pending for r in chunk if r.id not in done]]
-        sampling = engine_config.sampling_params()
+        sampling = getattr(engine, "sampling", None) or effective_sampling(engine_config)
         bar = tqdm(total=len(requests), initial=len(done.keys() & set(ids)), desc=desc, disable=not progress, unit="sample")
         try:
             with _open_new_shard(out_dir) as handle:
-                for chunk in pending:
-                    _write_chunk(engine, chunk, done, handle, sampling, bar)
+                for completions, chunk in _completion_streams(engine, pending, done):
+                    _write_stream(completions, chunk, done, handle, sampling, bar)
         except OSError as exc:
             if not is_no_room(exc):
                 raise
             raise _no_room_error(out_dir, exc) from None
-        bar.close()
+        finally:
+            bar.close()
+            if hasattr(engine, "close"):
+                engine.close()
     missing = [i for i in ids if i not in done]
     if missing:
         raise RuntimeError(f"engine returned no completion for {len(missing)} requests, e.g. {missing[:3]}")
     return [done[i] for i in ids]
 
 
-def _write_chunk(engine: Any, chunk: list[GenerationRequest], done: dict[str, dict[str, Any]], handle: Any,
-                 sampling: dict[str, Any], bar: Any) -> None:
-    """Append the chunk's new completions to the open shard, syncing every few samples or seconds."""
-    by_id = {r.id: r for r in chunk}
+def _completion_streams(engine: Any, pending: list[list[GenerationRequest]], done: dict[str, Any]) -> Iterator[tuple[Iterator[Completion], list[GenerationRequest]]]:
+    """(completions, their requests) in the order the engine wants the work.
+
+    Continuous engines get every pending request at once; data-parallel engines every pending
+    chunk at once (each still generated whole); others one chunk at a time.
+    """
+    if getattr(engine, "continuous", False):
+        flat = [r for chunk in pending for r in chunk if r.id not in done]
+        yield engine.generate(flat), flat
+    elif hasattr(engine, "generate_chunks"):
+        yield engine.generate_chunks(pending), [r for chunk in pending for r in chunk]
+    else:
+        for chunk in pending:
+            yield engine.generate(chunk), chunk
+
+
+def _write_stream(completions: Iterator[Completion], requests: list[GenerationRequest], done: dict[str, dict[str, Any]],
+                  handle: Any, sampling: dict[str, Any], bar: Any) -> None:
+    """Append new completions to the open shard, syncing every few samples or seconds."""
+    by_id = {r.id: r for r in requests}
     unsynced, last_sync = 0, time.monotonic()
     try:
-        for completion in engine.generate(chunk):
+        for completion in completions:
             if completion.id in done:  # written before a kill tore this chunk
                 continue
             record = completion_record(by_id[completion.id], completion, sampling)

@@ -20,6 +20,9 @@ from micota.grade.verdict import Verdict
 
 Gold = Union[str, float, int, Sequence[str]]
 MODES = ("robust", "paper")
+# Bump when a change to extraction or equivalence can change a verdict: every manifest records it
+# (micota.manifest.package_versions), so two scores are comparable only under the same number.
+GRADER_VERSION = 1
 DEFAULT_TIME_LIMIT_S = 2.0
 KNOWN_BENCHMARKS = ("aime24", "amc23", "olympiadbench", "math500", "gsm8k", "lab")
 _PLAIN_INT = re.compile(r"[+-]?\d{1,30}")

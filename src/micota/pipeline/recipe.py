@@ -17,12 +17,17 @@ A recipe is YAML like::
 A string starting with ``@`` names another stage; that makes an edge of the DAG. Values
 layer: the stage kind's config defaults < ``defaults.<kind>`` < the stage's own keys, and
 ``key=value`` overrides apply to the YAML before any of this (``stages.ta-sft.epochs=1``).
+
+A recipe-level ``resources:`` block (:class:`micota.resources.Resources`: GPUs to use) is given
+to every stage whose config has a ``resources`` field; ``defaults.<kind>.resources`` and a
+stage's own ``resources:`` override it key by key.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -31,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from micota.config import StrictModel, apply_overrides, read_yaml, validate_config
 from micota.errors import MicotaError
+from micota.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "merge": StageKind("micota.merge", "MergeConfig", ""),
     "evaluate": StageKind("micota.evaluate.run", "EvaluateConfig", ""),
     "report": StageKind("micota.pipeline.report_stage", "ReportConfig", "report.md"),
+    "bpc": StageKind("micota.analyze.bpc_stage", "BpcConfig", "bpc.json"),
 }
 
 
@@ -58,6 +65,7 @@ class Recipe(StrictModel):
     description: str = ""
     run_dir: Path = Path("runs/default")  # RUN: every stage writes RUN/<stage-name>/
     cpu_threads: Optional[int] = Field(None, ge=1)  # torch CPU threads; 1 is fastest for tiny models on a busy CPU
+    resources: Resources = Field(default_factory=Resources)  # hardware for every stage that uses it (a stage's own overrides)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per stage kind
     stages: dict[str, dict[str, Any]]  # name -> {kind: ..., <that kind's config fields>}
 
@@ -112,11 +120,18 @@ def _plan_one(recipe: Recipe, name: str, spec: dict[str, Any], source: str) -> P
     kind = spec.get("kind")
     if kind not in STAGE_KINDS:
         raise MicotaError(f"{source}: stages.{name}.kind: {kind!r} is not a stage kind. Kinds: {', '.join(STAGE_KINDS)}.")
-    fields = {**recipe.defaults.get(kind, {}), **{k: v for k, v in spec.items() if k != "kind"}}
+    # nested blocks layer key by key, as `extends` does: defaults.generate.engine gives the sampling, a stage its model
+    fields = deep_merge(recipe.defaults.get(kind, {}), {k: v for k, v in spec.items() if k != "kind"})
     deps: list[str] = []
     resolved = _resolve_refs(fields, recipe, deps, where=f"{source}: stages.{name}")
     resolved["out_dir"] = str(recipe.run_dir / name)
-    config = validate_config(config_class(kind), resolved, source=f"{source}: stages.{name} (kind: {kind})")
+    cls = config_class(kind)
+    if "resources" in cls.model_fields:
+        own = resolved.get("resources") or {}
+        if not isinstance(own, dict):
+            raise MicotaError(f"{source}: stages.{name}.resources: expected a mapping like {{gpus: 2}}, got {own!r}.")
+        resolved["resources"] = {**recipe.resources.model_dump(), **own}
+    config = validate_config(cls, resolved, source=f"{source}: stages.{name} (kind: {kind})")
     return PlannedStage(name=name, kind=kind, config=config, depends_on=sorted(set(deps)))
 
 
@@ -139,6 +154,12 @@ def _resolve_refs(value: Any, recipe: Recipe, deps: list[str], where: str) -> An
             raise MicotaError(f"{where}: reference {value!r} names no stage.{hint} Stages: {', '.join(recipe.stages)}.")
         deps.append(stage)
         target = recipe.run_dir / stage
+        if inner and (posixpath.isabs(inner) or posixpath.normpath(inner).split("/")[0] == ".."):
+            raise MicotaError(
+                f"{where}: reference {value!r} points outside the folder of stage {stage!r}. A reference names "
+                f"@{stage} or a path inside its folder (@{stage}/sub/path); write a file outside the run folder "
+                "as a plain path, and another stage's output as @that-stage."
+            )
         kind = recipe.stages[stage].get("kind")
         if not inner and kind in STAGE_KINDS:
             inner = STAGE_KINDS[kind].primary

@@ -1,11 +1,14 @@
 """The ``report`` stage: the MiCoTA summary of a run, ``RUN/report.md``.
 
-It reads an evaluate stage's ``results.json`` and puts, on top of the general analysis
-report (:func:`micota.analyze.report.write_report`: every stage's manifest, accuracy tables
-in Markdown/CSV/LaTeX, length and reflection tables, plots), the paper's Table 2/3 layout (methods x benchmarks, average, gap to the
-untrained model), the TA's CoT length before SFT, after SFT and after merging (Figure 2,
-"half length"), the data each stage kept, and a plain statement — with the measured
-numbers — of whether this run shows the two effects MiCoTA rests on.
+It reads every finished evaluation of the run folder (several recipes may share one run
+folder, e.g. one per student size, so the last report shows every student done so far) and
+puts, on top of the general analysis report (:func:`micota.analyze.report.write_report`: every
+stage's manifest, accuracy tables in Markdown/CSV/LaTeX, lengths, "wait" counts, BPC, plots):
+Table 1 (each student's gain from the strong teacher's and from the TA's CoT), the TA's CoT
+length before SFT, after SFT and after merging (Figure 2, "half length"), the learnability
+view (does BPC before training rank the training sets as the accuracy after training does?),
+and a plain statement, with the measured numbers, of whether this run shows the two effects
+MiCoTA rests on. The Table 2/3 blocks themselves are the analysis report's accuracy tables.
 """
 
 from __future__ import annotations
@@ -14,19 +17,32 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from micota.analyze.learnability import learnability_rows, rank_agreement
+from micota.analyze.tables import Block, gain_table, to_markdown
 from micota.config import NOT_HASHED, StrictModel
-from micota.manifest import Manifest
+from micota.manifest import MANIFEST_NAME, Manifest
 from micota.stage import StageResult, run_stage
 
 REPORT_NAME = "report.md"
 
 
+class LearnabilityView(StrictModel):
+    """BPC of one untrained student on each candidate training set, beside the accuracy it reaches on it."""
+
+    bpc_model: str  # the untrained student as named in the bpc stage's `models` (a Table 4 column)
+    student: str = ""  # its block in `students` ("" when the report has no student blocks)
+    datasets: dict[str, str]  # bpc dataset name -> the method (row) trained on that dataset
+
+
 class ReportConfig(StrictModel):
     out_dir: Path = Field(json_schema_extra=NOT_HASHED)
-    evaluation: Path  # an evaluate stage folder (holds results.json)
+    evaluation: list[Path]  # evaluate stage folder(s) to wait for; every finished evaluation of the run is read
+    after: list[Path] = Field(default_factory=list)  # other stage folders to wait for (e.g. a bpc stage; its bpc.json is read)
     title: str = "MiCoTA run report"
+    students: dict[str, str] = Field(default_factory=dict)  # block heading -> prefix of its model names
+    # ({"Qwen2.5-3B-Instruct": "3B"} reads rows "3B Instruct", "3B MiCoTA", ...); {} = one block named by methods
     methods: list[str] = Field(default_factory=lambda: ["Instruct", "Strong-Teacher CoT", "Half-size CoT", "MiCoTA", "Mix-Long"])
     base_method: str = "Instruct"  # the untrained student: Δ is measured against it
     ta_models: dict[str, str] = Field(  # label -> model name in the evaluation
@@ -36,33 +52,126 @@ class ReportConfig(StrictModel):
     shorter_cot_methods: list[str] = Field(  # ... vs each of these (every comparison is reported)
         default_factory=lambda: ["Half-size CoT", "MiCoTA", "Mix-Long"]
     )
+    table1_rows: dict[str, str] = Field(  # MiCoTA Table 1: row label -> method whose gain over base_method it shows
+        default_factory=lambda: {"+Teacher": "Strong-Teacher CoT", "+TA": "Half-size CoT"}
+    )
+    learnability: Optional[LearnabilityView] = None
     write_run_summary: bool = True  # also write RUN/report.md (RUN = the folder holding out_dir)
+
+    @field_validator("evaluation", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (str, Path)) else value
+
+    def model_name(self, student: str, method: str) -> str:
+        """The evaluated model name of ``method`` for the block ``student`` ("" = no blocks)."""
+        prefix = self.students.get(student, "")
+        return f"{prefix} {method}" if prefix else method
+
+    def blocks(self) -> list[Block]:
+        """The Table 2/3 blocks: one per student, its base method first (one block when no students)."""
+        methods = [self.base_method, *(m for m in self.methods if m != self.base_method)]
+        return [Block(student, tuple((m, self.model_name(student, m)) for m in methods)) for student in self.students or [""]]
 
 
 def run(cfg: ReportConfig) -> Manifest:
     run_dir = cfg.out_dir.parent
 
     def body(out: Path) -> StageResult:
-        from micota.analyze.report import write_report
+        from micota.analyze.report import gather_runs, write_report
 
-        results = json.loads((cfg.evaluation / "results.json").read_text(encoding="utf-8"))
-        base = cfg.base_method if cfg.base_method in results else None
-        groups = {"Teacher assistant before SFT, after SFT, after merging (Figure 2)": list(cfg.ta_models.values()),
-                  "Students by training data (Figure 3)": cfg.methods}
-        report = write_report([run_dir], out, base_model=base, summary_sections=summary_sections(cfg, results),
-                              title=cfg.title, length_groups=groups)
+        data = gather_runs([run_dir])
+        blocks = [b for b in cfg.blocks() if any(model in data.results for _, model in b.rows)]
+        groups = {"Teacher assistant before SFT, after SFT, after merging (Figure 2)": list(cfg.ta_models.values())}
+        groups.update({f"{b.label or 'Students'} by training data (Figure 3)": [m for _, m in b.rows] for b in blocks})
+        found = effects(cfg, data.results)
+        summary = summary_sections(cfg, data.results, data.bpc, found)
+        report = write_report([run_dir], out, summary_sections=summary, title=cfg.title, length_groups=groups,
+                              blocks=blocks or None)
         if cfg.write_run_summary:
             (run_dir / REPORT_NAME).write_text(_links_from_run_dir(report.read_text(encoding="utf-8"), out.name), encoding="utf-8")
-        return StageResult(outputs={"report": REPORT_NAME}, metrics=effects(cfg, results))
+        return StageResult(outputs={"report": REPORT_NAME}, metrics=found)
 
-    return run_stage("report", cfg, cfg.out_dir, {"evaluation": cfg.evaluation}, body)
+    inputs: dict[str, Path] = {}
+    for index, folder in enumerate(cfg.evaluation):
+        inputs.update({f"{name}[{index}]": path for name, path in evaluation_inputs(folder).items()})
+    inputs.update({f"after[{index}]": Path(folder) / MANIFEST_NAME for index, folder in enumerate(cfg.after)})
+    return run_stage("report", cfg, cfg.out_dir, inputs, body)
 
 
-def summary_sections(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
-    """The MiCoTA-specific Markdown blocks: methods table, TA lengths, measured effects."""
-    benchmarks = sorted({b for per_model in results.values() for b in per_model})
-    blocks = (_methods_table(cfg, results, benchmarks), _ta_table(cfg, results), _effects_section(effects(cfg, results)))
+def evaluation_inputs(folder: Path) -> dict[str, Path]:
+    """The files of an evaluate folder the report reads: ``results.json`` and the sample files it names.
+
+    Not the whole folder: its generation shards are laid out differently after a resumed run
+    (a killed evaluation adds a part file) while holding the same samples.
+    """
+    results = folder / "results.json"
+    inputs = {"evaluation": results}
+    if results.is_file():
+        for model, per_benchmark in sorted(json.loads(results.read_text(encoding="utf-8")).items()):
+            for benchmark, entry in sorted(per_benchmark.items()):
+                if isinstance(entry, dict) and entry.get("samples"):
+                    inputs[f"samples:{model}:{benchmark}"] = folder / entry["samples"]
+    return inputs
+
+
+def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    """The MiCoTA-specific Markdown blocks: Table 1, TA lengths, learnability, measured effects."""
+    blocks = [table1_lines(cfg, results)] if cfg.table1_rows else []  # views a recipe empties are left out
+    blocks += [_ta_table(cfg, results)] if cfg.ta_models else []
+    blocks += [learnability_lines(cfg, results, bpc)] if cfg.learnability is not None else []
+    blocks.append(_effects_section(found, cfg))
     return ["\n".join(lines) for lines in blocks]
+
+
+def mean_over(results: dict[str, Any], model: str, key: str) -> Optional[float]:
+    """Average of ``key`` over the benchmarks a model was evaluated on (None when absent)."""
+    values = [m[key] for m in results.get(model, {}).values() if key in m]
+    return sum(values) / len(values) if values else None
+
+
+def pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def table1_lines(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
+    """MiCoTA Table 1: each student's gain from the strong teacher's CoT (+Teacher) and the TA's (+TA)."""
+    blocks = [Block(student, ((cfg.base_method, cfg.model_name(student, cfg.base_method)),
+                              *((label, cfg.model_name(student, m)) for label, m in cfg.table1_rows.items())))
+              for student in cfg.students or [""]]
+    blocks = [b for b in blocks if b.rows[0][1] in results]
+    rows = ", ".join(f"{label} = trained on {m}" for label, m in cfg.table1_rows.items())
+    if not blocks:
+        return ["## Gain from the teacher's and the TA's CoT (MiCoTA Table 1 layout)", "",
+                f"Not measured: no untrained student ({cfg.base_method}) was evaluated.", ""]
+    return ["## Gain from the teacher's and the TA's CoT (MiCoTA Table 1 layout)", "", f"Rows: {rows}.", "",
+            to_markdown(gain_table(results, blocks))]
+
+
+def learnability_lines(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any]) -> list[str]:
+    """The learnability view: BPC under the untrained student beside its accuracy after training on each set."""
+    view = cfg.learnability
+    assert view is not None
+    scores = bpc.get(view.bpc_model, {})
+    rows = learnability_rows({d: scores.get(d, {}).get("bpc") for d in view.datasets},
+                             {d: mean_over(results, cfg.model_name(view.student, m), "accuracy_robust")
+                              for d, m in view.datasets.items()})
+    agreement = rank_agreement(rows)
+    rho = agreement["spearman"]
+    verdict = {True: "**yes**", False: "**no**", None: "**not measured**"}[agreement["lowest_bpc_trains_best"]]  # type: ignore[index]
+    lines = [f"## Learnability: does BPC before training rank the training sets? ({view.bpc_model})", "",
+             "| training set | BPC before training (bits/char) | BPC rank | accuracy after training (%) | accuracy rank |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.dataset} | {'–' if r.bpc is None else f'{r.bpc:.4f}'} | {_rank(r.bpc_rank)} | "
+                     f"{pct(r.accuracy)} | {_rank(r.accuracy_rank)} |")
+    return [*lines, "", f"The set with the lowest BPC is the one the student trains best on: {verdict}; Spearman ρ "
+            f"between the BPC and accuracy ranks: {'–' if rho is None else f'{rho:+.2f}'} (+1 = BPC ranks the "
+            "sets exactly as training does). Accuracy: robust scoring, mean over benchmarks.", ""]
+
+
+def _rank(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:g}"
 
 
 def _links_from_run_dir(markdown: str, stage_folder: str) -> str:
@@ -72,72 +181,58 @@ def _links_from_run_dir(markdown: str, stage_folder: str) -> str:
     return markdown
 
 
-def mean_over(results: dict[str, Any], model: str, key: str) -> Optional[float]:
-    """Average of ``key`` over the benchmarks a model was evaluated on (None when absent)."""
-    values = [m[key] for m in results.get(model, {}).values() if key in m]
-    return sum(values) / len(values) if values else None
-
-
 def effects(cfg: ReportConfig, results: dict[str, Any]) -> dict[str, Any]:
-    """The two MiCoTA effects, measured: (a) merged TA length in between, (b) long CoT hurts the student."""
+    """The two MiCoTA effects, measured: (a) merged TA length in between, (b) long CoT hurts the student.
+
+    (b) is measured in every student block with results; ``b_*`` keys at the top describe the
+    first such block, ``b_by_student`` all of them.
+    """
     lengths = {label: mean_over(results, model, "mean_tokens") for label, model in cfg.ta_models.items()}
     pre, post, merged = (lengths.get(k) for k in ("before SFT", "after SFT", "after merging"))
     a = None if None in (pre, post, merged) else bool(min(pre, post) < merged < max(pre, post))
-    long_acc = mean_over(results, cfg.long_cot_method, "accuracy_robust")
-    shorter = {m: mean_over(results, m, "accuracy_robust") for m in cfg.shorter_cot_methods}
+    by_student = {student: _long_cot_effect(cfg, results, student) for student in cfg.students or [""]}
+    measured = [v for v in by_student.values() if v["long_cot_accuracy"] is not None] or list(by_student.values())
+    return {"ta_mean_tokens": lengths, "a_merged_length_between": a, **measured[0],
+            **({"b_by_student": by_student} if cfg.students else {})}
+
+
+def _long_cot_effect(cfg: ReportConfig, results: dict[str, Any], student: str) -> dict[str, Any]:
+    long_acc = mean_over(results, cfg.model_name(student, cfg.long_cot_method), "accuracy_robust")
+    shorter = {m: mean_over(results, cfg.model_name(student, m), "accuracy_robust") for m in cfg.shorter_cot_methods}
     worse_than = {m: None if v is None or long_acc is None else bool(long_acc < v) for m, v in shorter.items()}
     known = [w for w in worse_than.values() if w is not None]
-    b = bool(any(known)) if known else None  # worse than at least one shorter-CoT student; each one is listed
-    return {"ta_mean_tokens": lengths, "a_merged_length_between": a, "long_cot_accuracy": long_acc,
-            "shorter_cot_accuracy": shorter, "b_long_cot_worse_than": worse_than, "b_long_cot_worse": b}
-
-
-def _pct(value: Optional[float]) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _methods_table(cfg: ReportConfig, results: dict[str, Any], benchmarks: list[str]) -> list[str]:
-    base = mean_over(results, cfg.base_method, "accuracy_robust")
-    head = ["Method", *benchmarks, "Avg", f"Δ vs {cfg.base_method}", "Avg (paper)", "Mean tokens"]
-    lines = ["## Students: accuracy (%) by training data (paper Table 2/3 layout)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method in cfg.methods:
-        if method not in results:
-            lines.append(f"| {method} | " + " | ".join("–" for _ in head[1:]) + " |")
-            continue
-        per = results[method]
-        avg = mean_over(results, method, "accuracy_robust")
-        delta = "–" if avg is None or base is None else f"{100 * (avg - base):+.1f}"
-        tokens = mean_over(results, method, "mean_tokens")
-        cells = [_pct(per.get(b, {}).get("accuracy_robust")) for b in benchmarks]
-        cells += [_pct(avg), delta, _pct(mean_over(results, method, "accuracy_paper")), "–" if tokens is None else f"{tokens:.0f}"]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines + ["", "Accuracy is robust-mode grading (micota.grade); `Avg (paper)` is the classic MATH exact-match rule.", ""]
+    return {"long_cot_accuracy": long_acc, "shorter_cot_accuracy": shorter, "b_long_cot_worse_than": worse_than,
+            "b_long_cot_worse": bool(any(known)) if known else None}  # worse than at least one; each is listed
 
 
 def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
-    lines = ["## Teacher assistant: CoT length before SFT, after SFT, after merging (paper Figure 2)", "",
-             "| TA | Model | Mean response tokens | Accuracy (%) | Reflection words / response |", "|---|---|---|---|---|"]
+    lines = ["## Teacher assistant: CoT length before SFT, after SFT, after merging (MiCoTA Figure 2)", "",
+             "| TA | Model | Mean response tokens | Accuracy (%) | \"wait\" / response |", "|---|---|---|---|---|"]
     for label, model in cfg.ta_models.items():
         tokens = mean_over(results, model, "mean_tokens")
-        refl = mean_over(results, model, "reflection_per_response")
+        waits = [m.get("reflection_by_marker", {}).get("wait") for m in results.get(model, {}).values()]
+        wait = sum(waits) / len(waits) if waits and None not in waits else None
         lines.append(f"| {label} | {model} | {'–' if tokens is None else f'{tokens:.1f}'} | "
-                     f"{_pct(mean_over(results, model, 'accuracy_robust'))} | {'–' if refl is None else f'{refl:.2f}'} |")
+                     f"{pct(mean_over(results, model, 'accuracy_robust'))} | {'–' if wait is None else f'{wait:.2f}'} |")
     return lines + [""]
 
 
-def _effects_section(found: dict[str, Any]) -> list[str]:
+def _effects_section(found: dict[str, Any], cfg: ReportConfig) -> list[str]:
     lengths = found["ta_mean_tokens"]
     shown = ", ".join(f"{k}: {'–' if v is None else f'{v:.1f}'}" for k, v in lengths.items())
     verdict = {True: "**yes**", False: "**no**", None: "**not measured**"}
-    shorter = "; ".join(f"than {k} ({_pct(found['shorter_cot_accuracy'][k])}%): {verdict[w]}"
-                        for k, w in found["b_long_cot_worse_than"].items())
-    return [
-        "## Does this run show the MiCoTA effects? (measured, not assumed)", "",
-        f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: {verdict[found['a_merged_length_between']]} "
-        f"(mean response tokens — {shown}).",
-        f"- (b) The student trained on the strong teacher's long CoT does worse than on shorter CoT: "
-        f"{verdict[found['b_long_cot_worse']]} for at least one shorter-CoT dataset "
-        f"(accuracy with long CoT: {_pct(found['long_cot_accuracy'])}%; worse {shorter}).",
-        "",
-    ]
+    heading = "the MiCoTA effects" if cfg.ta_models else f"a gap between {cfg.long_cot_method} and the other training sets"
+    lines = [f"## Does this run show {heading}? (measured, not assumed)", ""]
+    if cfg.ta_models:
+        lines.append(f"- (a) The merged TA's CoT length lies between the pre-SFT and post-SFT TA's: "
+                     f"{verdict[found['a_merged_length_between']]} (mean response tokens — {shown}).")
+    by_student = found.get("b_by_student") or {"": found}
+    measured = {k: v for k, v in by_student.items() if v["long_cot_accuracy"] is not None}
+    for student, b in (measured or dict([next(iter(by_student.items()))])).items():
+        shorter = "; ".join(f"than {k} ({pct(b['shorter_cot_accuracy'][k])}%): {verdict[w]}"
+                            for k, w in b["b_long_cot_worse_than"].items())
+        lines.append(f"- (b){' ' + student + ':' if student else ''} The student trained on {cfg.long_cot_method} does worse "
+                     f"than on another set: {verdict[b['b_long_cot_worse']]} for at least one of "
+                     f"{', '.join(cfg.shorter_cot_methods)} (accuracy with {cfg.long_cot_method}: "
+                     f"{pct(b['long_cot_accuracy'])}%; worse {shorter}).")
+    return [*lines, ""]
