@@ -73,20 +73,29 @@ def run_recipe_cmd(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where stage folders go (overrides the recipe's run_dir)."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these stages (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (state and placement of every stage) and run nothing."),
+    gpus: Optional[int] = typer.Option(
+        None, "--gpus", min=0,
+        help="With --dry-run: plan for a node with this many GPUs (e.g. check a GPU recipe on a laptop); "
+             "packages this Python lacks are then listed to install there instead of failing the check."),
 ) -> None:
     """Run a whole recipe (the MiCoTA DAG) as one process, skipping stages that are already done.
 
     Run it directly, never under accelerate launch / torchrun: stages start their own processes.
+    Exit code of --dry-run: 0 when the run can start (with --gpus: when only packages are missing), 2 otherwise.
     """
     from micota.pipeline.run import plan_recipe, run_recipe
 
+    if gpus is not None and not dry_run:
+        _fail(MicotaError("--gpus plans for another machine and only goes with --dry-run; a run uses the GPUs it sees "
+                          "(choose them with `resources: {gpus: N}` or CUDA_VISIBLE_DEVICES)."))
     try:
         if dry_run:
             from micota.pipeline.plan import describe_plan
 
-            plan = plan_recipe(recipe, overrides or [], run_dir, only)
-            typer.echo("\n".join(describe_plan(plan[1], plan[0].run_dir, plan[2])))
-            raise typer.Exit(code=2 if plan[2] else 0)
+            recipe_model, plans, findings = plan_recipe(recipe, overrides or [], run_dir, only, assumed_gpus=gpus)
+            typer.echo("\n".join(describe_plan(plans, recipe_model.run_dir, findings, assumed_gpus=gpus)))
+            blocked = findings.problems or (findings.missing and gpus is None)
+            raise typer.Exit(code=2 if blocked else 0)
         outcomes = run_recipe(recipe, overrides or [], run_dir, only)
     except MicotaError as exc:
         _fail(exc)

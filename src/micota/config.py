@@ -171,13 +171,15 @@ def _describe_error(cls: type[BaseModel], err: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{field}: required field is missing. Add `{loc[-1]}: ...` to the recipe."
     value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "{...}"
-    if len(shown) > 120:
-        shown = shown[:117] + "..."
     allowed = ""
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
         allowed = f" Allowed: {ctx['expected']}."
+    if isinstance(value, (dict, BaseModel)):  # a whole section failed a cross-field check: its message says why
+        return f"{field}: {err['msg']}.{allowed}"
+    shown = repr(value)
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
     return f"{field}: {err['msg']} (got {shown}).{allowed}"
 
 

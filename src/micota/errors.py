@@ -17,6 +17,18 @@ class MicotaError(Exception):
     """
 
 
+class MissingPackage(MicotaError):
+    """A package this Python lacks (vllm, deepspeed, flash-attn, ...): the machine, not the recipe, is the problem.
+
+    ``micota run --dry-run --gpus N`` plans for another machine and lists these as what to
+    install there instead of failing; a real run stops on them like on any other error.
+    """
+
+    def __init__(self, message: str, package: str):
+        super().__init__(message)
+        self.package = package
+
+
 def is_no_room(exc: BaseException) -> bool:
     """Whether ``exc`` is a write that failed for lack of space (ENOSPC, EDQUOT, EFBIG)."""
     return isinstance(exc, OSError) and exc.errno in NO_ROOM

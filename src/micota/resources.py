@@ -9,6 +9,7 @@ None of this enters a stage's config hash: where a stage runs does not change wh
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
@@ -49,8 +50,26 @@ class Placement:
         return ", ".join(parts)
 
 
+_assumed_gpus: list[int] = []  # set by assume_gpus() while a plan is made for another machine
+
+
+@contextmanager
+def assume_gpus(count: int):
+    """Within the block, :func:`visible_gpu_count` answers ``count``: plan for a node this machine is not.
+
+    Only planning uses it (``micota run --dry-run --gpus N``); nothing runs inside the block.
+    """
+    _assumed_gpus.append(count)
+    try:
+        yield
+    finally:
+        _assumed_gpus.pop()
+
+
 def visible_gpu_count() -> int:
     """CUDA GPUs this process can see (0 without torch or CUDA). ``CUDA_VISIBLE_DEVICES=""`` hides all."""
+    if _assumed_gpus:
+        return _assumed_gpus[-1]
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
         return 0
     try:

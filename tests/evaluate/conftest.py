@@ -26,7 +26,7 @@ def lab_file(lab_rows):
 
 
 # Where the generation writer looks its engines up: the one seam the fake engines of these tests replace.
-ENGINE_LOADER = "micota.generate.writer.load_engine"
+ENGINE_LOADER = "micota.generate.parallel.load_engine"
 
 
 @pytest.fixture()

@@ -46,8 +46,8 @@ def curate_recipe(tmp_path: Path, **top) -> Path:
 
 
 def states(path: Path, overrides: list[str] | None = None) -> dict[str, tuple[str, list[str]]]:
-    _, plans, problems = plan_recipe(path, overrides)
-    assert problems == []
+    _, plans, findings = plan_recipe(path, overrides)
+    assert findings.problems == [] and findings.missing == {}
     return {p.stage.name: (p.state, p.reasons) for p in plans}
 
 
@@ -72,8 +72,8 @@ def test_plan_names_pending_done_and_why_stale(tmp_path, monkeypatch):
 def test_done_stage_downstream_of_a_stale_one_is_rechecked(tmp_path):
     path = curate_recipe(tmp_path)
     run_recipe(path, log=lambda _: None)
-    _, plans, problems = plan_recipe(path, ["stages.long-f.max_tokens=7"])
-    lines = describe_plan(plans, tmp_path / "run", problems)
+    _, plans, findings = plan_recipe(path, ["stages.long-f.max_tokens=7"])
+    lines = describe_plan(plans, tmp_path / "run", findings)
     mix = next(p for p in plans if p.stage.name == "mix")
     assert mix.state == "done" and mix.waits_on == ["long-f"] and mix.may_run
     assert any("re-checked after long-f" in line for line in lines) and lines[-1] == "preflight: ok"
@@ -165,12 +165,21 @@ def test_paper_recipe_dry_run_plans_every_stage_offline(tmp_path, shared_data):
     evaluates = [name for name, kind in stages.items() if kind == "evaluate"]
     rows = [line for line in result.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
     assert len(rows) == len(stages) and all(" pending " in row for row in rows), result.stdout + result.stderr
-    # The exit code says whether the run could start here (this CPU box lacks the [gpu] extra's
-    # deepspeed, which the sft stages' own preflight names); benchmark data was found.
-    problems = result.stdout.split("preflight found problems:\n")[1].splitlines() if result.returncode else []
-    assert result.returncode in (0, 2) and ("preflight: ok" in result.stdout) == (result.returncode == 0)
-    assert all(p.startswith("  - stage '") for p in problems) and not any("MICOTA_DATA_DIR" in p for p in problems)
+    # On this machine the run could not start: no GPU for the TP-2 engines, no vLLM, no DeepSpeed (exit 2).
+    assert result.returncode == 2 and "preflight found problems:" in result.stdout
+    assert "no GPU is visible" in result.stdout and "MICOTA_DATA_DIR" not in result.stdout  # benchmark data was found
+    # Planned for an 8-GPU node: every stage placed on GPUs, only the GPU packages left to install (exit 0).
+    result = micota("run", paper, "--dry-run", "--gpus", "8", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR=str(shared_data), **offline)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "preflight found problems" not in result.stdout and "planned for 8 GPUs" in result.stdout
+    missing = result.stdout.split("install them where the run will go):\n")[1].splitlines()
+    assert sorted(line.split()[2] for line in missing) == ["deepspeed", "vllm==0.32.0"]
+    teacher = next(row for row in result.stdout.splitlines() if " teacher-data " in row)
+    assert "8 GPUs, TP 2 x DP 4, engine vllm" in teacher
     assert not (tmp_path / "r").exists()  # a plan writes nothing
+    # --gpus only plans: a real run refuses it
+    result = micota("run", paper, "--gpus", "8", "--run-dir", str(tmp_path / "r"))
+    assert result.returncode == 2 and "only goes with --dry-run" in result.stderr
     # without benchmark data the plan still prints, and the preflight names the stage and the fix (exit 2)
     result = micota("run", paper, "--dry-run", "--run-dir", str(tmp_path / "r"), MICOTA_DATA_DIR="", **offline)
     assert result.returncode == 2 and f"{len(stages)} pending" in result.stdout

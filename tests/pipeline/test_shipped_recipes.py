@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -52,23 +51,23 @@ def test_paper_recipes_share_one_run_folder_per_experiment():
         assert all(c[name] == configs[0][name] for c in configs), name  # identical config: generated once
 
 
-ENVIRONMENT_ONLY = re.compile(r"vllm is not installed|needs the deepspeed package")  # what a CPU test machine lacks
 PAPER_RECIPES = sorted(p for folder in ("micota", "mix-distill", "qwen2.5") for p in (RECIPE_DIR / folder).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.relative_to(p.parents[1]).as_posix())
-def test_paper_recipe_plans_offline_and_only_gpu_packages_are_missing(path, tmp_path, monkeypatch, shared_data):
-    """`micota run RECIPE --dry-run` on this CPU machine: every stage planned and placed, nothing
-    downloaded, and preflight finds nothing wrong but the GPU packages (vLLM, DeepSpeed) it lacks."""
-    plan = pytest.importorskip("micota.pipeline.plan", reason="the run planner (--dry-run) is not in this tree yet")
+def test_paper_recipe_plans_offline_for_an_8_gpu_node(path, tmp_path, monkeypatch, shared_data):
+    """`micota run RECIPE --dry-run --gpus 8` on this CPU machine: every stage planned and placed on
+    the 8 GPUs, nothing downloaded, and preflight finds nothing wrong but the GPU packages (vLLM,
+    DeepSpeed) this machine lacks."""
+    from micota.pipeline.run import plan_recipe
+
     monkeypatch.setenv("MICOTA_DATA_DIR", str(shared_data / "benchmarks"))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.chdir(RECIPE_DIR.parent)  # recipe paths (the Mix-Distillation prompts) are relative to the repository
-    recipe, stages = load_recipe(path, run_dir=tmp_path / "run")
-    plans = plan.plan_stages(stages)
-    assert [p.state for p in plans] == ["pending"] * len(stages)
-    lines = plan.describe_plan(plans, recipe.run_dir, [])
-    assert len(lines) == len(stages) + 3 and lines[-1] == "preflight: ok"
-    unexpected = [p for p in plan.preflight_problems(plans) if not ENVIRONMENT_ONLY.search(p)]
-    assert not unexpected, "\n".join(unexpected)
+    _, plans, findings = plan_recipe(path, run_dir=tmp_path / "run", assumed_gpus=8)
+    assert [p.state for p in plans] == ["pending"] * len(plans)
+    assert not findings.problems, "\n".join(findings.problems)
+    assert set(findings.missing) <= {"vllm==0.32.0", "deepspeed"}
+    used = [p.placement.gpus for p in plans if p.stage.kind in ("generate", "sft", "evaluate")]
+    assert used and all(0 < gpus <= 8 for gpus in used)
     assert not (tmp_path / "run").exists()  # planning writes nothing

@@ -49,3 +49,15 @@ def test_batch_must_divide_and_bad_data_names_line(tiny_model, tmp_path):
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     with pytest.raises(MicotaError, match=r"bad.jsonl:1: an SFT sample needs"):
         run(config(tiny_model, tmp_path, data=bad))
+
+
+def test_train_loss_covers_every_step_when_the_log_window_does_not_divide_them(tiny_model, tmp_path):
+    """The manifest's train_loss is the step-weighted mean of the logged losses (a resumed run reports the
+    same figure as an uninterrupted one); with 9 steps logged every 4 the last window still counts."""
+    manifest = run(config(tiny_model, tmp_path, logging_steps=4))
+    history = json.loads((tmp_path / "sft" / "log_history.json").read_text())
+    logged = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    assert logged[-1][0] == manifest.metrics["steps"] == 9
+    expected = sum(loss * (step - prev) for (step, loss), (prev, _) in zip(logged, [(0, 0.0), *logged])) / 9
+    assert manifest.metrics["train_loss"] == pytest.approx(expected, abs=1e-5)
+    assert history[-1]["train_loss"] == manifest.metrics["train_loss"]

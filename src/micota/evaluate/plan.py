@@ -20,47 +20,10 @@ from typing import Optional
 from micota.errors import MicotaError
 from micota.evaluate.config import LAB_BENCHMARK, EvaluateConfig
 from micota.generate.engine import EngineConfig
-from micota.resources import Placement, Resources
+from micota.generate.placement import check_engine, engine_placement, resolve_engine
+from micota.resources import Placement
 
 _LOCAL_MODEL_ENGINES = {"hf", "vllm"}  # engines that load model weights from `model`
-
-
-# Minimal stand-ins with the signatures of micota.generate.placement (resolve_engine,
-# engine_placement, check_engine), which replaces them once the vLLM engine work is merged.
-def resolve_engine(engine: EngineConfig, resources: Optional[Resources] = None) -> EngineConfig:
-    """``engine`` with ``data_parallel_size: auto`` resolved: visible GPUs // (TP x PP); no GPU: hf gets
-    ``resources.cpu_processes`` workers, the other engines one replica."""
-    if engine.data_parallel_size != "auto":
-        return engine
-    resources = resources or Resources()
-    gpus = resources.gpu_count()
-    per_replica = engine.tensor_parallel_size * engine.pipeline_parallel_size
-    replicas = max(1, gpus // per_replica) if gpus else (resources.cpu_processes if engine.engine == "hf" else 1)
-    return engine.model_copy(update={"data_parallel_size": replicas})
-
-
-def engine_placement(engine: EngineConfig, resources: Optional[Resources] = None) -> Placement:
-    """How one engine runs (what ``--dry-run`` prints)."""
-    engine = resolve_engine(engine, resources)
-    gpus = (resources or Resources()).gpu_count()
-    tp, dp = engine.tensor_parallel_size, int(engine.data_parallel_size)
-    used = tp * engine.pipeline_parallel_size * dp if gpus else 0
-    processes = dp if engine.engine == "hf" and dp > 1 else 1
-    return Placement(processes=processes, gpus=used, tensor_parallel=tp, data_parallel=dp, note=f"engine {engine.engine}")
-
-
-def check_engine(engine: EngineConfig, resources: Optional[Resources] = None, *, field: str = "engine") -> None:
-    """A MicotaError naming the field when the engine's parallel sizes need more GPUs than the resources give."""
-    resources = resources or Resources()
-    gpus = resources.gpu_count()
-    resolved = resolve_engine(engine, resources)
-    per_replica = engine.tensor_parallel_size * engine.pipeline_parallel_size
-    needed = per_replica * int(resolved.data_parallel_size)
-    if gpus and needed > gpus:
-        raise MicotaError(
-            f"{field}: tensor_parallel_size {engine.tensor_parallel_size} x pipeline_parallel_size "
-            f"{engine.pipeline_parallel_size} x data_parallel_size {resolved.data_parallel_size} needs {needed} GPUs, "
-            f"resources give {gpus}. Lower the parallel sizes (or data_parallel_size: auto) or raise resources.gpus.")
 
 
 def model_engines(cfg: EvaluateConfig) -> dict[str, EngineConfig]:

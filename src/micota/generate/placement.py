@@ -15,7 +15,7 @@ import importlib.util
 import sys
 from typing import Optional
 
-from micota.errors import MicotaError
+from micota.errors import MicotaError, MissingPackage
 from micota.generate.engine import EngineConfig
 from micota.generate.parallel import gpus_per_replica
 from micota.resources import Placement, Resources, visible_gpu_count
@@ -64,24 +64,25 @@ def check_engine(engine: EngineConfig, resources: Optional[Resources] = None, *,
     from micota.generate.memory import check_fits
 
     resources = resources or Resources()
-    if engine.engine == "vllm" and not vllm_installed():
-        from micota.generate.vllm import VLLM_RELEASE
-
-        raise MicotaError(
-            f"{field}.engine: vllm is not installed in this Python ({sys.executable}). On a CUDA machine: "
-            f"pip install vllm=={VLLM_RELEASE} (its own venv: it pins torch); on CPU: bash scripts/vllm_cpu_env.sh "
-            "and run micota with that venv's python. Or set engine: hf."
-        )
     visible = visible_gpu_count()
     if resources.gpus != "auto" and resources.gpus > visible:
         fix = f"auto or at most {visible}" if visible else "0 (or auto) on a machine without GPUs"
         raise MicotaError(f"resources.gpus: {resources.gpus} GPUs asked, {visible} visible "
                           f"(CUDA_VISIBLE_DEVICES / nvidia-smi). Set resources.gpus: {fix}.")
     gpus = resources.gpu_count()
-    if engine.engine not in _REPLICATED:
-        return
-    _check_gpu_split(engine, gpus, field)
-    check_fits(resolve_engine(engine, resources), gpus, field=field)
+    if engine.engine in _REPLICATED:
+        _check_gpu_split(engine, gpus, field)
+        check_fits(resolve_engine(engine, resources), gpus, field=field)
+    # last, so that planning for another node (--dry-run --gpus N) still checks the placement above
+    if engine.engine == "vllm" and not vllm_installed():
+        from micota.generate.vllm import VLLM_RELEASE
+
+        raise MissingPackage(
+            f"{field}.engine: vllm is not installed in this Python ({sys.executable}). On a CUDA machine: "
+            f"pip install vllm=={VLLM_RELEASE} (its own venv: it pins torch); on CPU: bash scripts/vllm_cpu_env.sh "
+            "and run micota with that venv's python. Or set engine: hf.",
+            package=f"vllm=={VLLM_RELEASE}",
+        )
 
 
 def vllm_installed() -> bool:

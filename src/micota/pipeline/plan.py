@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from micota.errors import MicotaError
+from micota.errors import MicotaError, MissingPackage
 from micota.identity import RUN_PREFIX, resolve_ref, stage_identity
 from micota.manifest import input_hashes, read_manifest
 from micota.pipeline.recipe import STAGE_KINDS, PlannedStage
@@ -139,21 +139,40 @@ def stage_placement(stage: PlannedStage) -> Placement:
     return Placement(processes=1, gpus=min(1, resources.gpu_count()) if resources is not None else 0)
 
 
-def preflight_problems(plans: list[StagePlan]) -> list[str]:
-    """Every problem the cheap checks find in stages that may run, each naming the stage and the fix."""
-    problems = []
+@dataclass
+class PreflightFindings:
+    """What the cheap checks found: problems of the recipe or the run, and packages this Python lacks."""
+
+    problems: list[str] = field(default_factory=list)  # each names the stage and the fix
+    missing: dict[str, list[str]] = field(default_factory=dict)  # package -> [first message, stage names...]
+
+    def all_messages(self) -> list[str]:
+        """Every finding as one line: the problems, then one line per missing package."""
+        return [*self.problems, *(missing_package_line(package, found) for package, found in self.missing.items())]
+
+
+def missing_package_line(package: str, found: list[str]) -> str:
+    message, stages = found[0], found[1:]
+    shown = ", ".join(stages[:4]) + (f" and {len(stages) - 4} more" if len(stages) > 4 else "")
+    return f"package {package} (stage{'s' if len(stages) > 1 else ''} {shown}): {message}"
+
+
+def preflight_findings(plans: list[StagePlan]) -> PreflightFindings:
+    """Every problem the cheap checks find in stages that may run; a missing package is listed once."""
+    findings = PreflightFindings()
     for plan in plans:
         if not plan.may_run:
             continue
-        where = f"stage {plan.stage.name!r} ({plan.stage.kind})"
         try:
             check_resources(plan.stage)
             hook = getattr(stage_module(plan.stage.kind), "preflight", None)
             if hook is not None:
                 hook(plan.stage.config)
+        except MissingPackage as exc:
+            findings.missing.setdefault(exc.package, [str(exc)]).append(repr(plan.stage.name))
         except MicotaError as exc:
-            problems.append(f"{where}: {exc}")
-    return problems
+            findings.problems.append(f"stage {plan.stage.name!r} ({plan.stage.kind}): {exc}")
+    return findings
 
 
 def check_resources(stage: PlannedStage) -> None:
@@ -173,15 +192,17 @@ def check_resources(stage: PlannedStage) -> None:
 
 def preflight(plans: list[StagePlan]) -> None:
     """Raise one MicotaError listing every preflight problem; nothing has run yet."""
-    problems = preflight_problems(plans)
+    problems = preflight_findings(plans).all_messages()
     if problems:
         raise MicotaError("the run cannot start; nothing has run:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def describe_plan(plans: list[StagePlan], run_dir: Path, problems: list[str]) -> list[str]:
-    """The lines ``micota run --dry-run`` prints."""
-    visible = visible_gpu_count()
-    lines = [f"run folder: {run_dir}   ({visible} GPU{'s' if visible != 1 else ''} visible)"]
+def describe_plan(plans: list[StagePlan], run_dir: Path, findings: PreflightFindings, assumed_gpus: int | None = None) -> list[str]:
+    """The lines ``micota run --dry-run`` prints (``assumed_gpus``: planned for a node with that many GPUs)."""
+    count = visible_gpu_count() if assumed_gpus is None else assumed_gpus
+    gpus = f"{count} GPU{'s' if count != 1 else ''}"
+    where = f"planned for {gpus} (--gpus), not this machine's" if assumed_gpus is not None else f"{gpus} visible"
+    lines = [f"run folder: {run_dir}   ({where})"]
     width = max((len(p.stage.name) for p in plans), default=5)
     kind_width = max((len(p.stage.kind) for p in plans), default=4)
     for index, plan in enumerate(plans, start=1):
@@ -191,6 +212,13 @@ def describe_plan(plans: list[StagePlan], run_dir: Path, problems: list[str]) ->
             lines.append(f"{'':>5}{'':<{width}}  - re-checked after {', '.join(plan.waits_on)}")
     counts = {state: sum(p.state == state for p in plans) for state in ("done", "stale", "pending")}
     lines.append(", ".join(f"{n} {state}" for state, n in counts.items()) + f"; {sum(p.may_run for p in plans)} may run.")
-    lines.append("preflight: ok" if not problems else "preflight found problems:")
-    lines += [f"  - {p}" for p in problems]
+    if not findings.problems and not findings.missing:
+        lines.append("preflight: ok")
+    if findings.problems:
+        lines.append("preflight found problems:")
+        lines += [f"  - {p}" for p in findings.problems]
+    if findings.missing:
+        lines.append("packages this Python lacks (install them where the run will go):" if assumed_gpus is not None
+                     else "preflight found missing packages:")
+        lines += [f"  - {missing_package_line(package, found)}" for package, found in findings.missing.items()]
     return lines

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from micota.lock import RUN_LOCK_NAME, hold_locks, stage_lock_path
 from micota.manifest import read_manifest
-from micota.pipeline.plan import StagePlan, plan_stages, preflight, preflight_problems, refuse_launcher, stage_module
+from micota.pipeline.plan import PreflightFindings, StagePlan, plan_stages, preflight, preflight_findings, refuse_launcher, stage_module
 from micota.pipeline.recipe import PlannedStage, Recipe, load_recipe
 
 
@@ -34,12 +34,21 @@ def plan_recipe(
     overrides: Optional[list[str]] = None,
     run_dir: Optional[Path] = None,
     only: Optional[list[str]] = None,
-) -> tuple[Recipe, list[StagePlan], list[str]]:
-    """Load and plan a recipe without running anything: (recipe, stage plans, preflight problems)."""
+    assumed_gpus: Optional[int] = None,
+) -> tuple[Recipe, list[StagePlan], PreflightFindings]:
+    """Load and plan a recipe without running anything: (recipe, stage plans, preflight findings).
+
+    ``assumed_gpus`` plans for a node with that many GPUs (placements and GPU checks use it).
+    """
+    from contextlib import nullcontext
+
+    from micota.resources import assume_gpus
+
     refuse_launcher()
     recipe, stages = load_recipe(path, overrides, run_dir)
-    plans = plan_stages(_selected(stages, only))
-    return recipe, plans, preflight_problems(plans)
+    with assume_gpus(assumed_gpus) if assumed_gpus is not None else nullcontext():
+        plans = plan_stages(_selected(stages, only))
+        return recipe, plans, preflight_findings(plans)
 
 
 def run_recipe(

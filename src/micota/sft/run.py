@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from micota.config import NOT_HASHED, StrictModel
-from micota.errors import MicotaError
+from micota.errors import MicotaError, MissingPackage
 from micota.hub import check_model_source, load_tokenizer
 from micota.manifest import Manifest
 from micota.resources import Placement, Resources, visible_gpu_count
@@ -144,18 +144,23 @@ def placement(cfg: SFTConfig) -> Placement:
 def preflight(cfg: SFTConfig) -> None:
     """Cheap checks before any stage of a run starts; each error names the field and the fix."""
     plan = launch_plan(cfg)
-    _check_launcher(cfg, plan)
-    _check_gpus(cfg, plan)
+    missing: Optional[MissingPackage] = None  # raised last, so planning for another node still checks the rest
+    for check in (_check_launcher, _check_gpus, _check_kernels):
+        try:
+            check(cfg, plan)
+        except MissingPackage as exc:
+            missing = missing or exc
     try:
         _check_batch(cfg, plan.processes)
     except ValueError as exc:
         raise MicotaError(f"sft ({cfg.out_dir}): {exc}.") from None
-    _check_kernels(cfg, plan)
     model = Path(cfg.model)
     if model.exists() and not model.resolve().is_relative_to(Path(cfg.out_dir).resolve().parent):
         # a damaged download fails before any stage of the run; a model an earlier stage of this run
         # makes is checked when this stage starts (that stage may still rewrite it)
         check_model_source(cfg.model, field="sft.model", need_tokenizer=cfg.tokenizer is None)
+    if missing is not None:
+        raise missing
 
 
 def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
@@ -179,10 +184,12 @@ def _check_launcher(cfg: SFTConfig, plan: LaunchPlan) -> None:
         allowed = " or ".join(DISTRIBUTED[cfg.distributed].launchers)
         raise MicotaError(f"{where}: distributed: {cfg.distributed} runs under launcher: {allowed}, not {plan.launcher}.")
     if row.module and not module_available(row.module.split(".")[0]):
-        raise MicotaError(f"{where}: launcher: {plan.launcher} needs the {row.module.split('.')[0]} package; pip install it.")
+        package = row.module.split(".")[0]
+        raise MissingPackage(f"{where}: launcher: {plan.launcher} needs the {package} package; pip install it.", package=package)
     for module in DISTRIBUTED[cfg.distributed].needs:
         if not module_available(module):
-            raise MicotaError(f"{where}: distributed: {cfg.distributed} needs the {module} package (pip install {module}).")
+            raise MissingPackage(f"{where}: distributed: {cfg.distributed} needs the {module} package (pip install {module}).",
+                                 package=module)
 
 
 def _check_gpus(cfg: SFTConfig, plan: LaunchPlan) -> None:
@@ -202,12 +209,17 @@ def _check_gpus(cfg: SFTConfig, plan: LaunchPlan) -> None:
 
 def _check_kernels(cfg: SFTConfig, plan: LaunchPlan) -> None:
     where = f"sft ({cfg.out_dir})"
-    if cfg.attn_implementation == "flash_attention_2" and not (plan.gpus and module_available("flash_attn")):
-        missing = "no GPU is in use" if not plan.gpus else "the flash-attn package is not installed (pip install micota[flash])"
-        raise MicotaError(f"{where}: attn_implementation: flash_attention_2 but {missing}; use attn_implementation: sdpa.")
-    if cfg.use_liger_kernel and not (plan.gpus and module_available("liger_kernel")):
-        missing = "no GPU is in use" if not plan.gpus else "the liger-kernel package is not installed (pip install liger-kernel)"
-        raise MicotaError(f"{where}: use_liger_kernel: true but {missing}; set use_liger_kernel: false.")
+    if cfg.attn_implementation == "flash_attention_2" and not plan.gpus:
+        raise MicotaError(f"{where}: attn_implementation: flash_attention_2 but no GPU is in use; use attn_implementation: sdpa.")
+    if cfg.attn_implementation == "flash_attention_2" and not module_available("flash_attn"):
+        raise MissingPackage(f"{where}: attn_implementation: flash_attention_2 but the flash-attn package is not installed "
+                             "(pip install micota[flash]); or use attn_implementation: sdpa.", package="flash-attn")
+    if cfg.use_liger_kernel and not plan.gpus:
+        raise MicotaError(f"{where}: use_liger_kernel: true but no GPU is in use; set use_liger_kernel: false.")
+    if cfg.use_liger_kernel and not module_available("liger_kernel"):
+        raise MissingPackage(f"{where}: use_liger_kernel: true but the liger-kernel package is not installed "
+                             "(pip install liger-kernel); or set use_liger_kernel: false.", package="liger-kernel")
     for name in cfg.report_to:
         if not any(module_available(m) for m in REPORTERS[name]):
-            raise MicotaError(f"{where}: report_to: {name} needs the {REPORTERS[name][0]} package (pip install {REPORTERS[name][0]}).")
+            package = REPORTERS[name][0]
+            raise MissingPackage(f"{where}: report_to: {name} needs the {package} package (pip install {package}).", package=package)

@@ -48,15 +48,18 @@ def train(cfg: "SFTConfig", out: Path, *, on_gpu: bool, world_size: int = 1, lau
         args=args,
         train_dataset=Dataset.from_list(data.rows),
         processing_class=tokenizer,
-        callbacks=[] if launched else [_train_log(out / LOG_NAME)],  # launched: the child's output is train.log
+        # launched: the child's output is train.log
+        callbacks=[_log_last_step(), *([] if launched else [_train_log(out / LOG_NAME)])],
     )
     resume_from = last_complete_checkpoint(out / CHECKPOINT_DIR, remove_incomplete=False)  # cleaned before launch
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if trainer.is_fsdp_enabled:  # checkpoints were sharded; the model folder gets the full weights
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(out / MODEL_DIR))  # every rank joins the gather; rank 0 writes weights + tokenizer
+    train_loss = mean_step_loss(trainer.state.log_history)
     if main:
-        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        history = [{**entry, "train_loss": train_loss} if "train_loss" in entry else entry for entry in trainer.state.log_history]
+        (out / "log_history.json").write_text(json.dumps(history, indent=1))
         if not cfg.keep_checkpoints:
             shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()  # the other ranks exit only once rank 0 has written everything
@@ -66,9 +69,27 @@ def train(cfg: "SFTConfig", out: Path, *, on_gpu: bool, world_size: int = 1, lau
     return StageResult(
         outputs={"model": MODEL_DIR, "log_history": "log_history.json", "train_log": LOG_NAME},
         counts=_counts(data),
-        metrics={"train_loss": round(result.training_loss, 5), "steps": trainer.state.global_step,
+        metrics={"train_loss": train_loss, "steps": trainer.state.global_step,
                  "resumed_from_step": resume_step, "processes": args.world_size},
     )
+
+
+def mean_step_loss(log_history: list[dict[str, Any]]) -> Optional[float]:
+    """The mean training loss over every optimizer step, from the logged losses weighted by the steps each covers.
+
+    The Trainer's own ``training_loss`` averages only the steps since a resume (its running sums
+    restart), so a resumed run would report another figure than an uninterrupted one; the log
+    history, restored from the checkpoint, covers every step.
+
+    >>> mean_step_loss([{"loss": 2.0, "step": 10}, {"loss": 1.0, "step": 30}, {"train_loss": 9.9, "step": 30}])
+    1.33333
+    """
+    total, previous, covered = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            steps = entry["step"] - previous
+            total, previous, covered = total + entry["loss"] * steps, entry["step"], covered + steps
+    return round(total / covered, 5) if covered else None
 
 
 def _checked_rows(cfg: "SFTConfig", tokenizer: Any) -> SFTRows:
@@ -175,3 +196,17 @@ def _train_log(path: Path) -> Any:
                     handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
     return TrainLog()
+
+
+def _log_last_step() -> Any:
+    """A callback that makes the Trainer log the final step too, so the logged losses cover every
+    step (:func:`mean_step_loss`) even when ``logging_steps`` does not divide the step count."""
+    from transformers import TrainerCallback
+
+    class LogLastStep(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+            return control
+
+    return LogLastStep()
