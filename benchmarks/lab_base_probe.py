@@ -47,6 +47,7 @@ def main() -> None:
     from micota.jsonl import read_jsonl
     from micota.lab.pretrain import TrainSchedule, train_base
     from micota.lab.run import LabConfig, run
+    from micota.lab.solutions import fact_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/lab/bp"))
@@ -62,20 +63,20 @@ def main() -> None:
     parser.add_argument("--max-difficulty", type=int, default=3)
     parser.add_argument("--ops", default="+-*")
     parser.add_argument("--styles", nargs="+", default=["short"])
-    parser.add_argument("--op-digit-tokens", action="store_true")
+    parser.add_argument("--fact-pages", type=int, default=0, help="fact-table pages mixed into the training data")
+    parser.add_argument("--facts-per-page", type=int, default=16)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tag = f"{args.seed}-{args.n_instruct}-{args.instruct_min_difficulty}-{args.min_difficulty}{args.max_difficulty}-{args.ops}-{'_'.join(args.styles)}{'-od' if args.op_digit_tokens else ''}"
+    tag = f"{args.seed}-{args.n_instruct}-{args.instruct_min_difficulty}-{args.min_difficulty}{args.max_difficulty}-{args.ops}-{'_'.join(args.styles)}"
     lab = args.work / f"lab-{tag}"
     run(LabConfig(out_dir=str(lab), seed=args.seed, n_train_prompts=1200, n_eval=200, n_instruct=args.n_instruct, ops=args.ops,
                   min_difficulty=args.min_difficulty, max_difficulty=args.max_difficulty,
-                  instruct_min_difficulty=args.instruct_min_difficulty, instruct_styles=args.styles, model_sizes=[args.size],
-                  op_digit_tokens=args.op_digit_tokens))
+                  instruct_min_difficulty=args.instruct_min_difficulty, instruct_styles=args.styles, model_sizes=[args.size]))
     bench = read_jsonl(lab / "bench.jsonl")
     chats = [r["messages"] for r in read_jsonl(lab / "instruct.jsonl")]
-    model_dir = args.work / f"{args.size}-{tag}-{args.steps}-{args.lr}-{args.batch}"
+    model_dir = args.work / f"{args.size}-{tag}-{args.steps}-{args.lr}-{args.batch}-f{args.fact_pages}x{args.facts_per_page}"
     shutil.rmtree(model_dir, ignore_errors=True)
     shutil.copytree(lab / "models" / args.size, model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -91,7 +92,8 @@ def main() -> None:
             window.clear()
 
     train_base(model_dir, chats, TrainSchedule(steps=args.steps, learning_rate=args.lr, batch_size=args.batch,
-                                               warmup_steps=args.warmup, seed=args.seed), on_step=on_step)
+                                               warmup_steps=args.warmup, seed=args.seed), on_step=on_step,
+               texts=fact_tables(args.fact_pages, args.facts_per_page, args.ops, args.seed))
     print(json.dumps({"args": vars(args) | {"work": str(args.work)}, "wall_s": round(time.perf_counter() - started, 1)}))
 
 

@@ -49,7 +49,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def summarise(per_seed: dict[int, dict]) -> list[str]:
     """The Markdown of the study: per-model mean ± sd, then the claims judged on the means."""
-    from micota.lab.effects import CLAIMS, claims_markdown, measure
+    from micota.analyze.effects import CLAIMS, claims_markdown
 
     seeds = sorted(per_seed)
     models = list(per_seed[seeds[0]]["results"])
@@ -60,7 +60,7 @@ def summarise(per_seed: dict[int, dict]) -> list[str]:
         tokens = [_mean(per_seed[s]["results"], model, "mean_tokens") for s in seeds]
         (acc, sd), (tok, _) = mean_sd(accs), mean_sd(tokens)
         lines.append(f"| {model} | {acc:.1f} ± {sd:.1f} | {', '.join(f'{a:.1f}' for a in accs)} | {tok:.0f} |")
-    values = {s: measure(per_seed[s]["results"]) for s in seeds}
+    values = {s: per_seed[s]["claims"] for s in seeds}
     means, spread = {}, {}
     for claim in CLAIMS:
         known = [values[s][claim.key] for s in seeds if values[s][claim.key] is not None]
@@ -71,7 +71,7 @@ def summarise(per_seed: dict[int, dict]) -> list[str]:
 
 
 def _mean(results: dict, model: str, key: str) -> float:
-    from micota.lab.effects import mean_metric
+    from micota.analyze.effects import mean_metric
 
     value = mean_metric(results, model, key)
     return float("nan") if value is None else value
@@ -87,8 +87,11 @@ def main() -> None:
     per_seed = {}
     for seed in args.seeds:
         wall = run_seed(args.recipe, args.out, seed, args.overrides)
-        results = json.loads((args.out / f"seed-{seed}" / "evaluate" / "results.json").read_text(encoding="utf-8"))
-        per_seed[seed] = {"results": results, "wall_s": wall}
+        run_dir = args.out / f"seed-{seed}"
+        results = json.loads((run_dir / "evaluate" / "results.json").read_text(encoding="utf-8"))
+        # the report stage measured every claim with the recipe's own model names
+        claims = json.loads((run_dir / "report" / "manifest.json").read_text(encoding="utf-8"))["metrics"]["claims"]
+        per_seed[seed] = {"results": results, "claims": claims, "wall_s": wall}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "seeds.json").write_text(json.dumps(per_seed, indent=1), encoding="utf-8")
     (args.out / "seeds.md").write_text("\n".join(summarise(per_seed)), encoding="utf-8")

@@ -101,7 +101,7 @@ def test_bpc_is_a_stage_kind_with_placement_and_preflight(tmp_path):
     from micota.analyze.bpc_stage import placement, preflight
     from micota.pipeline.recipe import STAGE_KINDS, config_class
 
-    assert STAGE_KINDS["bpc"].primary == "bpc.json" and config_class("bpc") is BpcConfig
+    assert STAGE_KINDS["bpc"].primary == "" and config_class("bpc") is BpcConfig  # @bpc = its folder (bpc.json, bpc.md)
     cfg = BpcConfig(out_dir=str(tmp_path / "run" / "bpc"), models={"m": "x"}, device="cpu",
                     datasets={"made-here": str(tmp_path / "run" / "mix" / "data.jsonl")})
     assert placement(cfg).gpus == 0 and placement(cfg).processes == 1

@@ -71,3 +71,20 @@ def test_a_moved_or_copied_run_is_up_to_date(tiny_run, tmp_path, how):
     outcomes = run_recipe(TINY, run_dir=copy, log=lambda _: None)
     assert not any(o.ran for o in outcomes), [o.name for o in outcomes if o.ran]
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == before  # nothing rewritten
+
+
+def test_the_same_seed_twice_gives_the_same_report_figures(tiny_run, tmp_path):
+    """A second run from scratch, elsewhere, with the same seed: identical data, evaluation and report figures."""
+    import json
+
+    from tests.e2e.kill_chain import _report_figures
+
+    again = tmp_path / "second" / "run"  # same folder name: the report names stage folders as run/<stage>
+    assert all(o.ran for o in run_recipe(TINY, run_dir=again, log=lambda _: None))
+    assert _report_figures(again / "report.md") == _report_figures(tiny_run / "report.md")
+    for name in ("teacher-data", "ta-data", "micota-data", "mix-large"):
+        assert (again / name / "data.jsonl").read_bytes() == (tiny_run / name / "data.jsonl").read_bytes(), name
+    results = [json.loads((run / "evaluate" / "results.json").read_text()) for run in (again, tiny_run)]
+    assert results[0] == results[1]
+    assert (again / "ta-merged" / "model" / "model.safetensors").read_bytes() == \
+        (tiny_run / "ta-merged" / "model" / "model.safetensors").read_bytes()

@@ -43,3 +43,26 @@ def test_training_lowers_the_loss_and_is_deterministic(lab_tokenizer_dir, tmp_pa
     assert result["steps"] == 30 and result["final_loss"] < losses[0]
     a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     assert all((a[k] == b[k]).all() for k in a)  # same seed, same data: bit-identical weights
+
+
+def test_bases_trained_side_by_side_equal_those_trained_one_after_another(lab_tokenizer_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from micota.lab.pretrain import BaseJob, train_bases
+
+    def jobs(folder):
+        return [BaseJob(name=size, model_dir=build_model(size, lab_tokenizer_dir, tmp_path / folder / size, seed=i),
+                        schedule=TrainSchedule(steps=4, learning_rate=3e-3, batch_size=8, warmup_steps=1, seed=i))
+                for i, size in enumerate(("student", "student-large"))]
+
+    alone, together = jobs("alone"), jobs("together")
+    results = [train_bases(alone, _chats(), workers=1), train_bases(together, _chats(), workers=2)]
+    assert set(results[0]) == set(results[1]) == {"student", "student-large"}
+    for one, two in zip(alone, together):
+        a, b = load_file(one.model_dir / "model.safetensors"), load_file(two.model_dir / "model.safetensors")
+        assert all(torch_equal(a[k], b[k]) for k in a), one.name
+        assert results[0][one.name]["final_loss"] == results[1][two.name]["final_loss"]
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

@@ -64,7 +64,7 @@ def test_wrong_solutions_box_a_wrong_answer(problem, style, seed):
 def test_long_style_reflects_and_is_longest():
     problem = parse_problem("Compute 3+5*2-7 mod 10, left to right.")
     long, short, direct = (write_solution(problem, s) for s in ("long", "short", "direct"))
-    for word in ("Wait", "Hmm", "Let me check", "let me verify"):
+    for word in ("Wait", "Hmm", "let me check", "let me verify"):
         assert word in long
     assert "Wait" not in short
     assert len(long) > 3 * len(short) > 3 * len(direct)

@@ -29,12 +29,14 @@ class LabModelSize(StrictModel):
 LAB_MODEL_SIZES: dict[str, LabModelSize] = {
     # Every head is 32 wide: vLLM's CPU attention accepts head widths 32, 64, 80, 96, 112, 128, ...
     # only (16-24 crash at the first request), so the lab models also run on `engine: vllm`.
-    # ~0.13M parameters (vocab 1024): the smallest student (the paper's "small models struggle" regime).
+    # ~0.12M parameters (vocab 1024): the smallest student (the paper's "small models struggle" regime).
     "student": LabModelSize(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
-    # ~0.33M parameters: a larger student.
+    # ~0.36M parameters: a larger student.
     "student-large": LabModelSize(hidden_size=96, num_hidden_layers=3, num_attention_heads=3, num_key_value_heads=1, intermediate_size=288),
-    # ~0.85M parameters: the teacher assistant, ~6.6x the student (paper: 14B TA vs 3B student).
-    "ta": LabModelSize(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+    # ~0.64M parameters: the teacher assistant, ~5.2x the student (paper: 14B TA vs 3B student). Three
+    # layers, not four: it trains in about the time of both students together, so the lab stage's
+    # two worker processes finish together (docs/benchmarks.md, Micro-lab).
+    "ta": LabModelSize(hidden_size=128, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
 }
 
 

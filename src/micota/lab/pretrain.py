@@ -17,9 +17,10 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 IGNORE = -100  # label of a token that carries no loss (the prompt, padding)
+GROUP_WINDOW = 8  # batches whose samples are sorted by length together (see length_grouped_batches)
 
 
 @dataclass(frozen=True)
@@ -69,30 +70,62 @@ def learning_rate_at(step: int, schedule: TrainSchedule) -> float:
     return schedule.learning_rate * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def length_grouped_batches(lengths: Sequence[int], schedule: TrainSchedule) -> Iterator[list[int]]:
+    """Endless batches of sample indices: each pass over the data is shuffled, cut into windows of
+    ``GROUP_WINDOW`` batches, each window sorted by length and cut into batches, and the batches
+    of the pass shuffled again.
+
+    Samples of similar length share a batch, so little of it is padding: with 1 long CoT (~150
+    tokens) in 4 instruct samples (~59), random batches were padded to the longest sample and
+    cost 2.5x the short-only step; grouped ones cost about the mean length (docs/benchmarks.md,
+    Micro-lab). A pass drops its last partial batch (those samples come first in a later pass).
+
+    >>> gen = length_grouped_batches([5, 1, 4, 2], TrainSchedule(steps=1, learning_rate=1.0, batch_size=2))
+    >>> sorted(sorted(next(gen)) + sorted(next(gen)))
+    [0, 1, 2, 3]
+    """
+    rng = random.Random(f"{schedule.seed}-batches")
+    size = min(schedule.batch_size, len(lengths))
+    while True:
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        window = size * GROUP_WINDOW
+        batches = []
+        for start in range(0, len(order) - size + 1, window):
+            chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+            batches += [chunk[i : i + size] for i in range(0, len(chunk) - size + 1, size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
 def train_base(
     model_dir: Path,
     chats: Sequence[Sequence[dict[str, str]]],
     schedule: TrainSchedule,
     on_step: Optional[Callable[[int, Any, float], None]] = None,
+    texts: Sequence[str] = (),
+    progress: Optional[str] = None,
 ) -> dict[str, float]:
-    """Train the HF model folder ``model_dir`` in place on ``chats``; return the final losses.
+    """Train the HF model folder ``model_dir`` in place on ``chats`` and plain ``texts``; return the final losses.
 
-    Batches are drawn without replacement, reshuffled every pass over the data.
-    ``on_step(step, model, loss)`` runs after every step (probes use it for learning curves).
+    Chats carry loss on the assistant turn only, texts on every token. Batches are drawn
+    without replacement from both, reshuffled every pass over the data.
+    ``on_step(step, model, loss)`` runs after every step (probes use it for learning curves);
+    ``progress`` names a progress bar (None: no bar).
     """
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).train()
     samples = [encode_chat(tokenizer, chat) for chat in chats]
+    samples += [(tokenizer(text, add_special_tokens=False)["input_ids"], 0) for text in texts]
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
-    rng, order, losses = random.Random(f"{schedule.seed}-batches"), [], []
+    batches, losses = length_grouped_batches([len(ids) for ids, _ in samples], schedule), []
+    bar = tqdm(total=schedule.steps, desc=progress, disable=progress is None, unit="step", mininterval=2.0)
     for step in range(schedule.steps):
-        if len(order) < schedule.batch_size:
-            order = list(range(len(samples)))
-            rng.shuffle(order)
-        batch = [samples[order.pop()] for _ in range(min(schedule.batch_size, len(samples)))]
+        batch = [samples[i] for i in next(batches)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, schedule)
         loss = model(**batch_tensors(batch, tokenizer.pad_token_id), use_cache=False).loss
@@ -101,8 +134,59 @@ def train_base(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
+        bar.update()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         if on_step is not None:
             on_step(step + 1, model, losses[-1])
+    bar.close()
     model.save_pretrained(str(model_dir), safe_serialization=True)
     tail = losses[-max(1, len(losses) // 20) :]  # last 5% of steps: less noisy than the last batch
     return {"final_loss": round(sum(tail) / len(tail), 5), "steps": schedule.steps}
+
+
+@dataclass(frozen=True)
+class BaseJob:
+    """One base model to train: its folder (trained in place) and schedule."""
+
+    name: str
+    model_dir: Path
+    schedule: TrainSchedule
+
+
+def train_bases(jobs: Sequence[BaseJob], chats: Sequence[Sequence[dict[str, str]]], workers: int = 0) -> dict[str, dict]:
+    """Train every job's model on ``chats``, side by side in ``workers`` processes (0: one per CPU core).
+
+    Each process trains one model at a time on one CPU thread: tiny models use one core well and
+    two cores badly (OpenMP waits), so two models on two cores finish in about the time of the
+    longer one. The largest models start first. A model's weights depend only on its own seed and
+    data, never on the number of workers. Returns name -> final losses and wall time.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    ordered = sorted(jobs, key=lambda job: -job.schedule.steps * _weight_bytes(job.model_dir))
+    if workers <= 1:
+        return {job.name: _train_job(job, chats, one_thread=False) for job in ordered}
+    # spawn, not fork: the parent may already hold torch's thread pools
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {job.name: pool.submit(_train_job, job, chats, one_thread=True) for job in ordered}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _weight_bytes(model_dir: Path) -> int:
+    return sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
+
+
+def _train_job(job: BaseJob, chats: Sequence[Sequence[dict[str, str]]], one_thread: bool) -> dict[str, float]:
+    import time
+
+    import torch
+
+    if one_thread:  # a worker process: leave the other cores to the other workers
+        torch.set_num_threads(1)
+    started = time.perf_counter()
+    result = train_base(job.model_dir, chats, job.schedule, progress=f"lab: train {job.name}")
+    return {**result, "wall_time_s": round(time.perf_counter() - started, 1)}

@@ -1,21 +1,22 @@
-"""The ``lab`` stage: build the micro-lab's tokenizer, random-init models, prompts, benchmark and instruct data.
+"""The ``lab`` stage: build the micro-lab's tokenizer, problems, benchmark, instruct data and base models.
 
 Outputs in ``out_dir``:
 
 * ``tokenizer/`` - byte-level BPE, Qwen-style chat template (HF fast tokenizer).
-* ``models/<size>/`` - random-init tiny Qwen2 models (safetensors + tokenizer).
+* ``models/<size>/`` - tiny Qwen2 models (safetensors + tokenizer), trained on ``instruct.jsonl``
+  for the steps ``base_training`` gives each size (sizes it omits keep their random weights):
+  the lab's stand-ins for Qwen2.5-*-Instruct, so every later fine-tune is a light update.
 * ``prompts.jsonl`` - train-split problems (``id``, ``problem``, ``answer``) the teachers solve.
 * ``bench.jsonl`` - eval-split problems: the lab benchmark, held out by hash of the problem text.
-* ``instruct.jsonl`` - chat ``messages`` (MiCoTA user prompt, direct or short answer): the
-  instruction-tuning data that turns the random-init models into small "instruct" models.
-  Its problems are train-split and *disjoint* from ``prompts.jsonl``, so distillation data
-  is always about problems the instruct model has not seen.
+* ``instruct.jsonl`` - chat ``messages`` (the bare problem, an answer in one of
+  ``instruct_styles``): the instruction data of the base models. Its problems are train-split
+  and *disjoint* from ``prompts.jsonl``, so distillation data is always about problems the
+  base models have not seen.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -25,6 +26,7 @@ from micota.config import NOT_HASHED, StrictModel
 from micota.errors import MicotaError
 from micota.jsonl import write_jsonl
 from micota.lab.models import LAB_MODEL_SIZES, build_model
+from micota.lab.pretrain import BaseJob, TrainSchedule, train_bases
 from micota.lab.solutions import write_solution
 from micota.lab.task import OPS, Problem, format_user_turn, make_problems, problem_record
 from micota.lab.tokenizer import build_tokenizer
@@ -60,8 +62,6 @@ class LabConfig(StrictModel):
     # BPE vocabulary incl. 256 bytes + 3 special tokens; 1024 merges the fixed phrases of the
     # lab text into few tokens, so sequences are ~2x shorter (faster SFT, shorter look-ups).
     vocab_size: int = Field(1024, ge=260, le=4096)
-    # An operation and its digit as one token (`*2`): a step's fact then depends on two tokens, not three.
-    op_digit_tokens: bool = False
     model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
     # user turn of instruct.jsonl; use the same template in the recipe's generate/evaluate stages.
@@ -77,6 +77,9 @@ class LabConfig(StrictModel):
     # size -> schedule: every model is trained to convergence here, so the MiCoTA stages start from
     # well-trained instruct models as in the paper (sizes not listed keep their random weights).
     base_training: dict[str, BaseTraining] = Field(default_factory=dict)
+    # processes that train the bases side by side (one model each, one CPU thread each); 0 = one per
+    # CPU core. Each base is a function of its own seed, so the count never changes the models.
+    training_workers: int = Field(0, ge=0, json_schema_extra=NOT_HASHED)
 
     @field_validator("ops")
     @classmethod
@@ -116,13 +119,15 @@ def run(cfg: LabConfig) -> Manifest:
 
 def _build(cfg: LabConfig, out: Path) -> StageResult:
     prompts, bench, instruct = _problem_sets(cfg)  # first: a too-small problem space fails before any work
-    build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed, op_digit_tokens=cfg.op_digit_tokens)
+    build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed)
     chats = [record["messages"] for record in _instruct_records(instruct, cfg)]
-    training = {}
+    jobs = []
     for index, size in enumerate(cfg.model_sizes):
         folder = build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
         if cfg.base_training.get(size) and cfg.base_training[size].steps:
-            training[size] = _train(folder, chats, cfg.base_training[size], seed=cfg.seed + index)
+            schedule = TrainSchedule(seed=cfg.seed + index, **cfg.base_training[size].model_dump())
+            jobs.append(BaseJob(name=size, model_dir=folder, schedule=schedule))
+    training = train_bases(jobs, chats, workers=cfg.training_workers)
     counts = {
         "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
         "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
@@ -132,14 +137,6 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}
     outputs.update({f"model:{size}": f"models/{size}" for size in cfg.model_sizes})
     return StageResult(outputs=outputs, counts=counts, metrics={"base_training": training})
-
-
-def _train(folder: Path, chats: list, schedule: BaseTraining, seed: int) -> dict[str, float]:
-    from micota.lab.pretrain import TrainSchedule, train_base
-
-    started = time.perf_counter()
-    result = train_base(folder, chats, TrainSchedule(seed=seed, **schedule.model_dump()))
-    return {**result, "wall_time_s": round(time.perf_counter() - started, 1)}
 
 
 def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Problem]]:

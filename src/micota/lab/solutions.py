@@ -2,9 +2,12 @@
 
 * ``direct`` - just ``\\boxed{N}`` (what a small "instruct" model answers).
 * ``short``  - one line per step, then the box (short CoT; the paper's small-teacher data).
-* ``long``   - every step re-checked with an inverse operation ("Wait, let me verify ..."),
-  then the whole chain again ("Let me check ...") before the box: the strong teacher's long
-  CoT with the reflection words the paper counts (Wait, Hmm, Let me check).
+* ``long``   - every step re-checked with an inverse operation ("Wait, let me verify ...",
+  "Hmm, let me check ...") and a closing "Hmm, every step checks out" before the box: the
+  strong teacher's long CoT with the reflection words the paper counts (Wait, Hmm). It opens exactly
+  as ``short`` does, so a model that knows both styles chooses between them after its first
+  step, where the choice depends on the problem, not at a fixed first token that every
+  problem shares (which makes a pre/post-SFT merge switch all answers at once).
 
 Every style ends in ``\\boxed{N}``.
 """
@@ -70,14 +73,37 @@ def _render(problem: Problem, values: list[int], style: Style) -> str:
         return "\n".join([f"Start with {problem.start}."] + lines + [f"The answer is \\boxed{{{answer}}}."])
     if style != "long":
         raise ValueError(f"unknown style {style!r}; use direct, short or long")
-    body = ["Let me solve this step by step.", f"Start with {problem.start}."]
+    body = [f"Start with {problem.start}."]
     for before, (op, digit), after in _transitions(problem, values):
         body.append(_step(before, op, digit, after) + " " + _verification(before, op, digit, after))
-    chain = ", ".join(_step(b, op, d, a)[:-1] for b, (op, d), a in _transitions(problem, values))
-    body.append(f"Let me check the whole chain again: {chain}.")
-    body.append(f"Hmm, I get {answer} again.")
+    # No re-run of the whole chain at the end: re-reading every operand from the prompt after
+    # ~100 tokens was where every lab model, the TA included, went wrong (docs/benchmarks.md).
+    body.append(f"Hmm, every step checks out, I get {answer}.")
     body.append(f"So the answer is \\boxed{{{answer}}}.")
     return "\n".join(body)
+
+
+def fact_tables(n_documents: int, facts_per_document: int, ops: str, seed: int) -> list[str]:
+    """Plain-text pages of arithmetic facts, one ``a op b = c.`` per line in the lab's step format.
+
+    The lab's stand-in for pretraining text: every fact of the world (``ops`` x 10 x 10) appears
+    equally often, in a random order per page, so the base models meet each fact at ~6 tokens a
+    fact instead of ~25 inside a chat.
+
+    >>> fact_tables(1, 2, "+", seed=0)[0].count(chr(10))
+    2
+    """
+    facts = [_step(a, op, b, apply_op(a, op, b)) for op in ops for a in range(MODULUS) for b in range(MODULUS)]
+    rng, pages, pool = random.Random(f"{seed}-facts"), [], []
+    for _ in range(n_documents):
+        lines = []
+        while len(lines) < facts_per_document:
+            if not pool:
+                pool = facts[:]
+                rng.shuffle(pool)
+            lines.append(pool.pop())
+        pages.append("\n".join(lines) + "\n")
+    return pages
 
 
 def _transitions(problem: Problem, values: list[int]):
@@ -93,8 +119,13 @@ def _verification(before: int, op: str, digit: int, after: int) -> str:
     """Re-check one step: undo + and - with the inverse; re-multiply * the other way round.
 
     The check states the value the writer believes (so a slipped step's check repeats the
-    slip, as a real model's confirmation bias would).
+    slip, as a real model's confirmation bias would), and ends on the running value: the next
+    step starts from the last number written, as in short CoT (a check ending on ``before``
+    put the wrong number nearest the next step, and every lab model copied it).
+
+    >>> _verification(8, "+", 5, 3)
+    'Wait, let me verify: 3-5=8. Yes, 3.'
     """
     if op in _INVERSE:
-        return f"Wait, let me verify: {after}{_INVERSE[op]}{digit}={before}. Yes."
-    return f"Hmm, let me check: {digit}*{before}={after}. Yes."
+        return f"Wait, let me verify: {after}{_INVERSE[op]}{digit}={before}. Yes, {after}."
+    return f"Hmm, let me check: {digit}*{before}={after}. Yes, {after}."

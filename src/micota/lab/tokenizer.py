@@ -1,12 +1,15 @@
 """The micro-lab tokenizer: byte-level BPE trained locally on lab text, saved as an HF fast tokenizer.
 
-Byte-level, so any text (real benchmark problems too) still tokenizes; digits are split one
-per token (as Qwen2.5 does) so every arithmetic fact is a fixed token pattern. Words are not
-pre-split, so BPE merges the lab's fixed phrases ("Wait, let me verify: ") into single
-tokens: sequences are about half as long, which makes tiny-model SFT faster. Special
-tokens and chat template follow Qwen2.5 so the lab models are drop-in for the real recipe's
-code paths. The assistant turn sits inside ``{% generation %}`` so TRL's
-``assistant_only_loss`` can mask the prompt.
+Byte-level, so any text (real benchmark problems too) still tokenizes. The normaliser and
+pre-tokenizer are Qwen2's own (NFC, then its word/digit regex: one token per digit): a lab
+model folder is a ``qwen2`` model, and transformers 5 loads the tokenizer of any ``qwen2``
+folder as ``Qwen2Tokenizer``, which rebuilds exactly that pre-tokenizer around the saved
+vocabulary and merges. Merges learned under any other pre-tokenizer would then be applied to
+the wrong pieces (a lab tokenizer that merged whole phrases came back from a model folder
+spelling ``Compute`` in 4 tokens), and the lab tokenizer folder, the scripted teacher, TRL and
+vLLM would each count different tokens. Special tokens and chat template follow Qwen2.5 so
+the lab models are drop-in for the real recipe's code paths. The assistant turn sits inside
+``{% generation %}`` so TRL's ``assistant_only_loss`` can mask the prompt.
 """
 
 from __future__ import annotations
@@ -53,26 +56,23 @@ def lab_corpus(n_problems: int = 1000, seed: int = 0) -> list[str]:
     return texts
 
 
-def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, seed: int = 0, op_digit_tokens: bool = False):
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, seed: int = 0):
     """Train the lab tokenizer and save it to ``out_dir``; return the ``PreTrainedTokenizerFast``.
 
     ``vocab_size`` counts the 256 byte symbols and 3 special tokens, so it must be > 259.
-    ``op_digit_tokens``: an operation and the digit after it (``*2``) form one token, so a
-    step ``6*2=2`` reads two tokens (value, operation) before ``=`` instead of three.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must be > {256 + len(SPECIAL_TOKENS)} (bytes + special tokens), got {vocab_size}")
     tok = Tokenizer(models.BPE())
-    digits = (pre_tokenizers.Split(Regex(r"[+\-*]?\d"), behavior="isolated") if op_digit_tokens
-              else pre_tokenizers.Digits(individual_digits=True))
-    # Cut after every newline, so no merge spans the "assistant\n" line that ends a generation prompt:
-    # the prompt's tokens are then a prefix of the whole chat's, and the first response token is
-    # the same in training and in generation.
-    lines = pre_tokenizers.Split("\n", behavior="merged_with_previous")
-    tok.pre_tokenizer = pre_tokenizers.Sequence([lines, digits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.normalizer = normalizers.NFC()  # as Qwen2Tokenizer builds it (transformers/models/qwen2/tokenization_qwen2.py)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

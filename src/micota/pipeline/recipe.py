@@ -55,7 +55,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "merge": StageKind("micota.merge", "MergeConfig", ""),
     "evaluate": StageKind("micota.evaluate.run", "EvaluateConfig", ""),
     "report": StageKind("micota.pipeline.report_stage", "ReportConfig", "report.md"),
-    "bpc": StageKind("micota.analyze.bpc_stage", "BpcConfig", "bpc.json"),
+    "bpc": StageKind("micota.analyze.bpc_stage", "BpcConfig", ""),  # the folder: bpc.json and bpc.md, like evaluate
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator
 
+from micota.analyze.effects import ClaimModels, claims_markdown, measure
 from micota.analyze.learnability import learnability_rows, rank_agreement
 from micota.analyze.tables import Block, gain_table, to_markdown
 from micota.config import NOT_HASHED, StrictModel
@@ -55,7 +56,12 @@ class ReportConfig(StrictModel):
     table1_rows: dict[str, str] = Field(  # MiCoTA Table 1: row label -> method whose gain over base_method it shows
         default_factory=lambda: {"+Teacher": "Strong-Teacher CoT", "+TA": "Half-size CoT"}
     )
-    learnability: Optional[LearnabilityView] = None
+    learnability: list[LearnabilityView] = Field(default_factory=list)  # one view per student (one view alone is accepted)
+
+    @field_validator("learnability", mode="before")
+    @classmethod
+    def _one_view_or_many(cls, value: Any) -> Any:
+        return [] if value is None else [value] if isinstance(value, (dict, LearnabilityView)) else value
     write_run_summary: bool = True  # also write RUN/report.md (RUN = the folder holding out_dir)
 
     @field_validator("evaluation", mode="before")
@@ -85,6 +91,7 @@ def run(cfg: ReportConfig) -> Manifest:
         groups = {"Teacher assistant before SFT, after SFT, after merging (Figure 2)": list(cfg.ta_models.values())}
         groups.update({f"{b.label or 'Students'} by training data (Figure 3)": [m for _, m in b.rows] for b in blocks})
         found = effects(cfg, data.results)
+        found["claims"] = measure(data.results, claim_models(cfg))
         summary = summary_sections(cfg, data.results, data.bpc, found)
         report = write_report([run_dir], out, summary_sections=summary, title=cfg.title, length_groups=groups,
                               blocks=blocks or None)
@@ -119,7 +126,7 @@ def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, 
     """The MiCoTA-specific Markdown blocks: Table 1, TA lengths, learnability, measured effects."""
     blocks = [table1_lines(cfg, results)] if cfg.table1_rows else []  # views a recipe empties are left out
     blocks += [_ta_table(cfg, results)] if cfg.ta_models else []
-    blocks += [learnability_lines(cfg, results, bpc)] if cfg.learnability is not None else []
+    blocks += [learnability_lines(cfg, view, results, bpc) for view in cfg.learnability]
     blocks.append(_effects_section(found, cfg))
     return ["\n".join(lines) for lines in blocks]
 
@@ -148,10 +155,8 @@ def table1_lines(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
             to_markdown(gain_table(results, blocks))]
 
 
-def learnability_lines(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any]) -> list[str]:
-    """The learnability view: BPC under the untrained student beside its accuracy after training on each set."""
-    view = cfg.learnability
-    assert view is not None
+def learnability_lines(cfg: ReportConfig, view: LearnabilityView, results: dict[str, Any], bpc: dict[str, Any]) -> list[str]:
+    """One learnability view: BPC under the untrained student beside its accuracy after training on each set."""
     scores = bpc.get(view.bpc_model, {})
     rows = learnability_rows({d: scores.get(d, {}).get("bpc") for d in view.datasets},
                              {d: mean_over(results, cfg.model_name(view.student, m), "accuracy_robust")
@@ -217,6 +222,14 @@ def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def claim_models(cfg: ReportConfig) -> ClaimModels:
+    """The models each MiCoTA claim compares, named as this report names them (student blocks in order, smallest first)."""
+    ta_keys = {"before SFT": "pre", "after SFT": "post", "after merging": "merged"}
+    students = tuple({m: cfg.model_name(s, m) for m in (cfg.base_method, *cfg.methods)} for s in cfg.students or [""])
+    return ClaimModels(ta={ta_keys[k]: v for k, v in cfg.ta_models.items() if k in ta_keys}, students=students,
+                       instruct=cfg.base_method, long_cot=cfg.long_cot_method)
+
+
 def _effects_section(found: dict[str, Any], cfg: ReportConfig) -> list[str]:
     lengths = found["ta_mean_tokens"]
     shown = ", ".join(f"{k}: {'–' if v is None else f'{v:.1f}'}" for k, v in lengths.items())
@@ -235,4 +248,8 @@ def _effects_section(found: dict[str, Any], cfg: ReportConfig) -> list[str]:
                      f"than on another set: {verdict[b['b_long_cot_worse']]} for at least one of "
                      f"{', '.join(cfg.shorter_cot_methods)} (accuracy with {cfg.long_cot_method}: "
                      f"{pct(b['long_cot_accuracy'])}%; worse {shorter}).")
+    if cfg.ta_models and "MiCoTA" in cfg.methods:
+        lines += ["", "MiCoTA's claims, each with the number that decides it (robust accuracy, mean over benchmarks; "
+                  "one run — the micro-lab's seeds study, `benchmarks/lab_seeds.py`, gives mean ± sd):", "",
+                  *claims_markdown(found["claims"])]
     return [*lines, ""]
