@@ -66,3 +66,46 @@ def test_bases_trained_side_by_side_equal_those_trained_one_after_another(lab_to
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_training_workers_die_with_a_killed_parent(lab_tokenizer_dir, tmp_path):
+    """A SIGKILLed `micota run` leaves no worker behind to save into a folder the next run rebuilds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = f"""
+from pathlib import Path
+from micota.lab.models import build_model
+from micota.lab.pretrain import BaseJob, TrainSchedule, train_bases
+from tests.lab.test_pretrain import _chats
+jobs = [BaseJob(name=s, model_dir=build_model(s, {str(lab_tokenizer_dir)!r}, Path({str(tmp_path)!r}) / s),
+                schedule=TrainSchedule(steps=100000, learning_rate=1e-3, batch_size=8)) for s in ("student", "ta")]
+train_bases(jobs, _chats(), workers=2)
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{root}")
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=root)
+
+    def workers() -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "spawn_main"], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
+
+    deadline = time.monotonic() + 120
+    while len(workers()) < 2 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+    started = workers()
+    assert len(started) == 2, "the pool did not start its two workers"
+    time.sleep(2)  # both are training now
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in started if Path(f"/proc/{pid}").exists()]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []

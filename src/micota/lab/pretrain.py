@@ -171,9 +171,28 @@ def train_bases(jobs: Sequence[BaseJob], chats: Sequence[Sequence[dict[str, str]
     if workers <= 1:
         return {job.name: _train_job(job, chats, one_thread=False) for job in ordered}
     # spawn, not fork: the parent may already hold torch's thread pools
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {job.name: pool.submit(_train_job, job, chats, one_thread=True) for job in ordered}
         return {name: future.result() for name, future in futures.items()}
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker when the process that started it dies (Linux).
+
+    A killed ``micota run`` must not leave workers behind that go on training and then save
+    into a lab folder the next run is rebuilding.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _weight_bytes(model_dir: Path) -> int:
