@@ -23,7 +23,7 @@ from micota.analyze.effects import ClaimModels, claims_markdown, measure
 from micota.analyze.learnability import learnability_rows, rank_agreement
 from micota.analyze.tables import Block, gain_table, to_markdown
 from micota.config import NOT_HASHED, StrictModel
-from micota.manifest import MANIFEST_NAME, Manifest
+from micota.manifest import MANIFEST_NAME, Manifest, read_manifest
 from micota.stage import StageResult, run_stage
 
 REPORT_NAME = "report.md"
@@ -102,7 +102,8 @@ def run(cfg: ReportConfig) -> Manifest:
     inputs: dict[str, Path] = {}
     for index, folder in enumerate(cfg.evaluation):
         inputs.update({f"{name}[{index}]": path for name, path in evaluation_inputs(folder).items()})
-    inputs.update({f"after[{index}]": Path(folder) / MANIFEST_NAME for index, folder in enumerate(cfg.after)})
+    for index, folder in enumerate(cfg.after):
+        inputs.update({f"after[{index}]{name}": path for name, path in after_inputs(Path(folder)).items()})
     return run_stage("report", cfg, cfg.out_dir, inputs, body)
 
 
@@ -120,6 +121,18 @@ def evaluation_inputs(folder: Path) -> dict[str, Path]:
                 if isinstance(entry, dict) and entry.get("samples"):
                     inputs[f"samples:{model}:{benchmark}"] = folder / entry["samples"]
     return inputs
+
+
+def after_inputs(folder: Path) -> dict[str, Path]:
+    """The outputs a finished stage folder's manifest lists (e.g. a bpc stage's bpc.json), by name.
+
+    Not its manifest: that holds a timestamp, so a re-run of the same stage would look like new
+    input. Before the stage has run, its manifest path stands in (the stage will write it).
+    """
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return {"": folder / MANIFEST_NAME}
+    return {f":{name}": folder / rel for name, rel in sorted(manifest.outputs.items())}
 
 
 def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, Any], found: dict[str, Any]) -> list[str]:
