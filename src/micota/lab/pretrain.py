@@ -5,10 +5,9 @@ The paper's TA and students are *well-trained* instruct models, so that long-CoT
 light update and merging pre/post-SFT weights interpolates between two working models. The
 lab gets there by training its random-init models to convergence on ``instruct.jsonl``
 inside the ``lab`` stage, with a plain PyTorch loop: on these tiny models TRL's SFTTrainer
-spends ~5x longer per step on bookkeeping than on the model (0.29 s vs 0.053 s per batch of
-32 for the lab student; docs/benchmarks.md, Micro-lab), and the loop makes the bases a
-deterministic function of (seed, data). Batches are padded, not packed: on CPU a packed row
-with a block-diagonal mask was 2.4-3.2x slower for these ~45-token samples (same page).
+spends most of each step on bookkeeping (0.17 s vs 0.04 s per step for the lab student;
+docs/benchmarks.md, Micro-lab), and the loop makes the bases a deterministic function of
+(seed, data). Batches are padded, with samples of similar length grouped together.
 """
 
 from __future__ import annotations
@@ -75,10 +74,9 @@ def length_grouped_batches(lengths: Sequence[int], schedule: TrainSchedule) -> I
     ``GROUP_WINDOW`` batches, each window sorted by length and cut into batches, and the batches
     of the pass shuffled again.
 
-    Samples of similar length share a batch, so little of it is padding: with 1 long CoT (~150
-    tokens) in 4 instruct samples (~59), random batches were padded to the longest sample and
-    cost 2.5x the short-only step; grouped ones cost about the mean length (docs/benchmarks.md,
-    Micro-lab). A pass drops its last partial batch (those samples come first in a later pass).
+    Samples of similar length share a batch, so little of it is padding: the instruct data mixes
+    short answers with long CoT about three times as long, and a random batch is padded to its
+    longest sample. A pass drops its last partial batch (those samples come first in a later pass).
 
     >>> gen = length_grouped_batches([5, 1, 4, 2], TrainSchedule(steps=1, learning_rate=1.0, batch_size=2))
     >>> sorted(sorted(next(gen)) + sorted(next(gen)))
