@@ -162,7 +162,7 @@ def lab(
 
 # --- end micro-lab ------------------------------------------------------------------------
 
-# --- merge (issue 4; owner: merge) -------------------------------------------------------------
+# --- merge -------------------------------------------------------------
 
 
 @app.command("merge")
@@ -196,7 +196,7 @@ def merge_command(
 
 # --- end merge ---------------------------------------------------------------------------------
 
-# --- grade (issue 3): grade a JSONL file of responses ------------------------------------------
+# --- grade: grade a JSONL file of responses ------------------------------------------
 
 @app.command("grade")
 def grade_command(
@@ -225,7 +225,7 @@ def grade_command(
 
 # --- end grade ----------------------------------------------------------------------------------
 
-# ---- evaluation and analysis (issue 5): evaluate, analyze bpc, report --------------------------------
+# ---- evaluation and analysis: evaluate, analyze bpc, report --------------------------------
 
 analyze_app = typer.Typer(help="Analyses that read finished runs (BPC of models on CoT datasets).", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")

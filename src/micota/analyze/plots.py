@@ -1,7 +1,7 @@
 """PNG figures for the report (matplotlib, Agg backend): lengths, accuracy vs length, BPC, reflection.
 
-Every figure has labelled axes with units, a title and a legend or colour bar, because the
-issue asks for plots people can read without the code. Functions take plain data (what
+Every figure has labelled axes with units, a title and a legend or colour bar, so that
+the plots read without the code. Functions take plain data (what
 :mod:`micota.analyze.report` gathers from results files) and return the written path.
 """
 

@@ -1,11 +1,11 @@
-"""The five evaluation benchmarks of the MiCoTA paper as versioned data (issue 5, item 1).
+"""The five evaluation benchmarks of the MiCoTA paper as versioned data.
 
 Each benchmark is a row of :data:`BENCHMARKS`: where to load it (a local
 ``<data_dir>/<name>/test.jsonl`` or a hub dataset id + split), how to read the problem and
 the gold answer, which prompt template evaluates it, and a ``version`` that must be bumped
 whenever any of those change, so scores from different versions are never compared.
 
-Gold readers fix the defects of public harnesses the issue lists: AMC23 golds are floats
+Gold readers fix known defects of public harnesses: AMC23 golds are floats
 (``27.0`` -> ``27``), OlympiadBench golds are lists of ``$…$``-wrapped strings (unwrapped and
 joined; the raw list and the unit stay in ``metadata``), GSM8K golds follow ``####``.
 """

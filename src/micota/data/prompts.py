@@ -1,4 +1,4 @@
-"""Prompt templates as files under ``micota/_data/prompts/`` (issue 5: prompts live as files).
+"""Prompt templates as files under ``micota/_data/prompts/``.
 
 A template holds one ``{problem}`` placeholder. It is filled with ``str.replace`` rather
 than ``str.format`` because math prompts are full of literal braces (``\\boxed{}``).

@@ -18,7 +18,7 @@ import struct
 import sys
 
 MEMORY_LIMIT_BYTES = 3 * 1024**3
-FLOAT_ROUNDING = 10  # math-verify's default 6 accepts 0.142857 for 1/7 (issue 3)
+FLOAT_ROUNDING = 10  # math-verify's default 6 accepts 0.142857 for 1/7
 _HEADER = struct.Struct("!I")
 
 

@@ -1,4 +1,4 @@
-"""Robust equivalence of a gold answer and an extracted answer (issue 3, "Equivalence").
+"""Robust equivalence of a gold answer and an extracted answer.
 
 Layers, cheapest first: identical after normalisation; multiple-choice letters; structure
 (unordered lists/sets of solutions, ordered tuples, intervals whose open/closed ends must match);

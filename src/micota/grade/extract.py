@@ -1,4 +1,4 @@
-"""Find the final answer a response states (issue 3, "Extraction").
+"""Find the final answer a response states.
 
 Order: the last ``\\boxed{}``/``\\fbox{}`` (brace-matched, ``\\boxed 5`` too); else the last
 "Final Answer: …" / "The final answer is …" / "the answer is …" / ``**Final Answer:**`` / ``#### N``

@@ -1,7 +1,7 @@
 """Text clean-up of answers before comparison (robust mode).
 
 Everything here is plain string work (no sympy), so it is cheap and cannot run code. It fixes the
-surface forms math-verify misreads (issue 3): ``\\$`` money, thin-space / brace thousands separators
+surface forms math-verify misreads: ``\\$`` money, thin-space / brace thousands separators
 (``18\\,360``, ``18{,}360``), unicode (½ √ ° ∞ π −), ``\\text{}`` units, ``$…$`` wrappers and
 ``x = 3`` style answers.
 """

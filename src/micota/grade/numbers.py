@@ -1,6 +1,6 @@
 """Fast path: read a plain number exactly (``fractions.Fraction``), with no symbolic algebra.
 
-Covers most GSM8K / AIME / AMC answers (issue 3, "Speed"): integers with separators, decimals,
+Covers most GSM8K / AIME / AMC answers, fast: integers with separators, decimals,
 ``a/b`` and ``\\frac{a}{b}``, mixed numbers, percentages, scientific notation. A decimal remembers
 how many places it states, so a decimal *gold* can be compared at its own precision while a
 rounded decimal *response* never equals an exact fraction (``0.142857`` is not ``1/7``).
@@ -96,7 +96,7 @@ def _plain_number(text: str) -> Number | None:
 
 
 def _repeating_value(sign: str, whole: str, fixed: str, period: str) -> Fraction:
-    """``0.1\\overline{6}`` = 1/6 exactly (issue 3: math-verify rejects ``\\overline`` decimals)."""
+    """``0.1\\overline{6}`` = 1/6 exactly (math-verify rejects ``\\overline`` decimals)."""
     value = Fraction(int(whole or "0")) + (Fraction(int(fixed), 10 ** len(fixed)) if fixed else 0)
     value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
     return -value if sign == "-" else value

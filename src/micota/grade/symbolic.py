@@ -2,7 +2,7 @@
 
 Why a process: math-verify's own timeout is ``signal.alarm``, which raises in worker threads and
 cannot interrupt a long C-level big-integer operation (``10^{10^{10}}``), so a hostile answer
-could hang the filter stage (issue 3, "Safety and bounded time"). Here each concurrent call takes
+could hang the filter stage. Here each concurrent call takes
 a child interpreter (``python -m micota.grade._worker``) from a shared idle list; children are
 started with ``subprocess`` (works in threads and inside daemonic pool workers too); the caller
 waits on the pipe with ``select`` and kills the child when the deadline passes. Inside, the child stops over-long work itself with an

@@ -1,2 +1,2 @@
 """The micro-lab: a synthetic mod-10 chain task, a local tokenizer, tiny Qwen2 models and a
-scripted teacher, so every MiCoTA stage runs for real on a CPU (issue 2, item 4)."""
+scripted teacher, so every MiCoTA stage runs for real on a CPU."""

@@ -1,7 +1,7 @@
 """Tiny Qwen2-architecture models for the micro-lab, built from config (no download).
 
 Sizes are rows of :data:`LAB_MODEL_SIZES`. The TA is clearly larger than the student,
-mirroring the paper's 14B TA vs 3B student (issue 2, item 4); ``student-large`` is a third
+mirroring the paper's 14B TA vs 3B student; ``student-large`` is a third
 student between the two. Models start from random weights; the pipeline's SFT stage turns
 them into small "instruct" models on ``instruct.jsonl``.
 """

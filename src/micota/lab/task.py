@@ -4,7 +4,7 @@ A problem reads ``Compute 3+5*2-7 mod 10, left to right.``: start at the first d
 apply each operation in turn, reducing modulo 10 after every step. The answer is one digit,
 unique and checkable. Difficulty is the chain length (number of operations).
 
-Why this task (issue 2, item 4): a probe found 0.3-3M-parameter models learn the CoT
+Why this task: a probe found 0.3-3M-parameter models learn the CoT
 *format* in ~100 steps but learn arithmetic facts slowly. Here the whole world has at most
 300 facts (10 x 10 digits x 3 ops), so tiny models learn the facts in a minute, while a
 *direct* answer to a chain still needs several facts composed in one forward pass - so
@@ -28,7 +28,7 @@ Style = Literal["direct", "short", "long"]
 STYLES: tuple[Style, ...] = ("direct", "short", "long")
 MODULUS = 10
 OPS = "+-*"
-# The user turn everywhere in micota (the MiCoTA generation prompt, issue 2 item 5).
+# The user turn everywhere in micota (the MiCoTA generation prompt).
 
 _PROBLEM_RE = re.compile(r"Compute (\d(?:[+\-*]\d)+) mod 10, left to right\.")
 

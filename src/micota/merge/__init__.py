@@ -1,4 +1,4 @@
-"""Model merging: DARE / TIES / task arithmetic, streamed, seeded, and length-targeted (issue 4).
+"""Model merging: DARE / TIES / task arithmetic, streamed, seeded, and length-targeted.
 
 Native config (a recipe's ``merge:`` section or a standalone YAML; mergekit YAML works too)::
 

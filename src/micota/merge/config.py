@@ -135,7 +135,7 @@ _MERGEKIT_GLOBAL = {"normalize", "rescale", "lambda", "int8_mask", "weight", "de
 
 
 def from_mergekit(data: dict[str, Any], source: str = "mergekit config") -> dict[str, Any]:
-    """Translate mergekit YAML (the subset in issue 4) into the native form."""
+    """Translate mergekit YAML (the subset micota reads) into the native form."""
     unknown = set(data) - _MERGEKIT_TOP
     if unknown:
         raise MicotaError(
@@ -189,7 +189,7 @@ def _plain_value(value: Any, source: str, name: str) -> Any:
 
 
 def warn_ineffective_parameters(config: MergeConfig) -> None:
-    """Warn about settings that silently do nothing (issue 4: mergekit's traps)."""
+    """Warn about settings that silently do nothing (mergekit's traps)."""
     method = MERGE_METHODS[config.method]
     if config.resolved_normalize() and len(config.models) == 1 and config.models[0].weight != 1.0:
         warnings.warn(

@@ -6,7 +6,7 @@ is drawn from a Philox4x64 generator (Salmon et al. 2011, "Parallel random numbe
 as 1, 2, 3") keyed by a hash of (seed, name, model) with its counter set to ``b``. A chunk
 ``[start, stop)`` regenerates just the blocks it overlaps and slices them, so any chunking of
 a tensor, processed in any order on any number of threads, yields bit-identical masks. This
-fixes the mergekit trap where DARE masks change from run to run (issue 4).
+fixes the mergekit trap where DARE masks change from run to run.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The model is streamed into a hidden temporary folder beside ``out_dir`` (shards first,
 ``config.json`` last) and renamed into place only when complete, so an interrupted merge
-never leaves a folder that looks like a model (issue 4).
+never leaves a folder that looks like a model.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 MiCoTA merges the teacher assistant before and after long-CoT SFT so the merged model writes
 CoT about half as long at equal accuracy. This module answers the question users actually
-have (issue 4): *how strongly should I merge?* It probes the fine-tuned model once, then
+have: *how strongly should I merge?* It probes the fine-tuned model once, then
 merges at a few strengths (λ, or density), probes each merge (mean tokens, accuracy, share of
 well-formed answers), and keeps the merge whose mean length is closest to the target while
 its accuracy stays within ``accuracy_tolerance`` of the fine-tuned model's. Strengths are

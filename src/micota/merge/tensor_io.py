@@ -4,7 +4,7 @@ Reading uses ``os.preadv`` into fresh buffers instead of mapping the file: pages
 mapped file count towards the process's resident memory for as long as the mapping lives,
 so mmap-based loaders report ~ the size of every input as RSS. Writing lays out a shard's
 header up front (shapes and dtypes are known from the base) and then appends tensor bytes
-as chunks are produced, so no output tensor is ever held whole (issue 4, "streaming").
+as chunks are produced, so no output tensor is ever held whole.
 """
 
 from __future__ import annotations

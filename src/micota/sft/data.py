@@ -2,7 +2,7 @@
 
 TRL masks the prompt of a conversational prompt/completion row and keeps the assistant
 turn's end token (``<|im_end|>`` for Qwen) in the labels, so the model learns to stop
-(issue 2: "prompt masked, EOS kept in the labels"). We never truncate: a sample longer
+(prompt masked, EOS kept in the labels, as the paper trains). We never truncate: a sample longer
 than ``max_length`` tokens is dropped and counted, because a cut-off CoT teaches the
 model to ramble without ever answering.
 """
