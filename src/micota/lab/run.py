@@ -120,7 +120,8 @@ def run(cfg: LabConfig) -> Manifest:
 def _build(cfg: LabConfig, out: Path) -> StageResult:
     prompts, bench, instruct = _problem_sets(cfg)  # first: a too-small problem space fails before any work
     build_tokenizer(out / "tokenizer", vocab_size=cfg.vocab_size, seed=cfg.seed)
-    chats = [record["messages"] for record in _instruct_records(instruct, cfg)]
+    instruct_records = list(_instruct_records(instruct, cfg))
+    chats = [record["messages"] for record in instruct_records]
     jobs = []
     for index, size in enumerate(cfg.model_sizes):
         folder = build_model(size, out / "tokenizer", out / "models" / size, seed=cfg.seed + index)
@@ -131,7 +132,7 @@ def _build(cfg: LabConfig, out: Path) -> StageResult:
     counts = {
         "prompts": write_jsonl(out / "prompts.jsonl", map(problem_record, prompts)),
         "bench": write_jsonl(out / "bench.jsonl", map(problem_record, bench)),
-        "instruct": write_jsonl(out / "instruct.jsonl", _instruct_records(instruct, cfg)),
+        "instruct": write_jsonl(out / "instruct.jsonl", instruct_records),
         "models": len(cfg.model_sizes),
     }
     outputs = {"tokenizer": "tokenizer", "prompts": "prompts.jsonl", "bench": "bench.jsonl", "instruct": "instruct.jsonl"}

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator
 
-from micota.analyze.effects import ClaimModels, claims_markdown, measure
+from micota.analyze.effects import ClaimModels, claims_markdown, mean_metric, measure
 from micota.analyze.learnability import learnability_rows, rank_agreement
 from micota.analyze.tables import Block, gain_table, to_markdown
 from micota.config import NOT_HASHED, StrictModel
@@ -144,12 +144,6 @@ def summary_sections(cfg: ReportConfig, results: dict[str, Any], bpc: dict[str, 
     return ["\n".join(lines) for lines in blocks]
 
 
-def mean_over(results: dict[str, Any], model: str, key: str) -> Optional[float]:
-    """Average of ``key`` over the benchmarks a model was evaluated on (None when absent)."""
-    values = [m[key] for m in results.get(model, {}).values() if key in m]
-    return sum(values) / len(values) if values else None
-
-
 def pct(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -172,7 +166,7 @@ def learnability_lines(cfg: ReportConfig, view: LearnabilityView, results: dict[
     """One learnability view: BPC under the untrained student beside its accuracy after training on each set."""
     scores = bpc.get(view.bpc_model, {})
     rows = learnability_rows({d: scores.get(d, {}).get("bpc") for d in view.datasets},
-                             {d: mean_over(results, cfg.model_name(view.student, m), "accuracy_robust")
+                             {d: mean_metric(results, cfg.model_name(view.student, m), "accuracy_robust")
                               for d, m in view.datasets.items()})
     agreement = rank_agreement(rows)
     rho = agreement["spearman"]
@@ -205,7 +199,7 @@ def effects(cfg: ReportConfig, results: dict[str, Any]) -> dict[str, Any]:
     (b) is measured in every student block with results; ``b_*`` keys at the top describe the
     first such block, ``b_by_student`` all of them.
     """
-    lengths = {label: mean_over(results, model, "mean_tokens") for label, model in cfg.ta_models.items()}
+    lengths = {label: mean_metric(results, model, "mean_tokens") for label, model in cfg.ta_models.items()}
     pre, post, merged = (lengths.get(k) for k in ("before SFT", "after SFT", "after merging"))
     a = None if None in (pre, post, merged) else bool(min(pre, post) < merged < max(pre, post))
     by_student = {student: _long_cot_effect(cfg, results, student) for student in cfg.students or [""]}
@@ -215,8 +209,8 @@ def effects(cfg: ReportConfig, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _long_cot_effect(cfg: ReportConfig, results: dict[str, Any], student: str) -> dict[str, Any]:
-    long_acc = mean_over(results, cfg.model_name(student, cfg.long_cot_method), "accuracy_robust")
-    shorter = {m: mean_over(results, cfg.model_name(student, m), "accuracy_robust") for m in cfg.shorter_cot_methods}
+    long_acc = mean_metric(results, cfg.model_name(student, cfg.long_cot_method), "accuracy_robust")
+    shorter = {m: mean_metric(results, cfg.model_name(student, m), "accuracy_robust") for m in cfg.shorter_cot_methods}
     worse_than = {m: None if v is None or long_acc is None else bool(long_acc < v) for m, v in shorter.items()}
     known = [w for w in worse_than.values() if w is not None]
     return {"long_cot_accuracy": long_acc, "shorter_cot_accuracy": shorter, "b_long_cot_worse_than": worse_than,
@@ -227,11 +221,11 @@ def _ta_table(cfg: ReportConfig, results: dict[str, Any]) -> list[str]:
     lines = ["## Teacher assistant: CoT length before SFT, after SFT, after merging (MiCoTA Figure 2)", "",
              "| TA | Model | Mean response tokens | Accuracy (%) | \"wait\" / response |", "|---|---|---|---|---|"]
     for label, model in cfg.ta_models.items():
-        tokens = mean_over(results, model, "mean_tokens")
+        tokens = mean_metric(results, model, "mean_tokens")
         waits = [m.get("reflection_by_marker", {}).get("wait") for m in results.get(model, {}).values()]
         wait = sum(waits) / len(waits) if waits and None not in waits else None
         lines.append(f"| {label} | {model} | {'–' if tokens is None else f'{tokens:.1f}'} | "
-                     f"{pct(mean_over(results, model, 'accuracy_robust'))} | {'–' if wait is None else f'{wait:.2f}'} |")
+                     f"{pct(mean_metric(results, model, 'accuracy_robust'))} | {'–' if wait is None else f'{wait:.2f}'} |")
     return lines + [""]
 
 
