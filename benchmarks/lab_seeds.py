@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +27,18 @@ SEED_KEYS = ("stages.lab.seed", "defaults.sft.seed", "stages.ta-merged.seed",
              "stages.teacher-data.engine.seed", "stages.short-data.engine.seed")
 
 
-def run_seed(recipe: Path, out: Path, seed: int, overrides: list[str]) -> float:
-    """Run the recipe for one seed; return the wall time in seconds."""
+def run_seed(recipe: Path, out: Path, seed: int, overrides: list[str]) -> None:
+    """Run the recipe for one seed (stages already done for this seed are skipped)."""
     command = [sys.executable, "-m", "micota", "run", str(recipe), "--run-dir", str(out / f"seed-{seed}"),
                *[f"{key}={seed}" for key in SEED_KEYS], *overrides]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    started = time.perf_counter()
     subprocess.run(command, check=True, env=env)
-    return time.perf_counter() - started
+
+
+def stage_seconds(run_dir: Path) -> float:
+    """Wall time the run's stages took when they ran (a resumed study re-runs none of them)."""
+    manifests = run_dir.glob("*/manifest.json")
+    return sum(json.loads(m.read_text(encoding="utf-8")).get("wall_time_s", 0.0) for m in manifests)
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -47,13 +50,14 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarise(per_seed: dict[int, dict]) -> list[str]:
+def summarise(per_seed: dict[int, dict], overrides: list[str] = ()) -> list[str]:
     """The Markdown of the study: per-model mean ± sd, then the claims judged on the means."""
     from micota.analyze.effects import CLAIMS, claims_markdown
 
     seeds = sorted(per_seed)
     models = list(per_seed[seeds[0]]["results"])
     lines = [f"# Micro-lab over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+             *([f"Overrides of every seed's run: `{' '.join(overrides)}`", ""] if overrides else []),
              "| model | accuracy (%) mean ± sd | per seed | mean tokens |", "|---|---:|---|---:|"]
     for model in models:
         accs = [100 * _mean(per_seed[s]["results"], model, "accuracy_robust") for s in seeds]
@@ -66,7 +70,8 @@ def summarise(per_seed: dict[int, dict]) -> list[str]:
         known = [values[s][claim.key] for s in seeds if values[s][claim.key] is not None]
         means[claim.key], spread[claim.key] = mean_sd(known) if len(known) == len(seeds) else (None, None)
     lines += ["", "## MiCoTA effects, judged on the means", "", *claims_markdown(means, spread, len(seeds)), "",
-              "Per seed: " + "; ".join(f"seed {s}: {per_seed[s]['wall_s']:.0f} s" for s in seeds), ""]
+              "Stage time per seed (sum of the stages' wall times when they ran): "
+              + "; ".join(f"seed {s}: {per_seed[s]['wall_s']:.0f} s" for s in seeds), ""]
     return lines
 
 
@@ -86,15 +91,15 @@ def main() -> None:
     args = parser.parse_args()
     per_seed = {}
     for seed in args.seeds:
-        wall = run_seed(args.recipe, args.out, seed, args.overrides)
+        run_seed(args.recipe, args.out, seed, args.overrides)
         run_dir = args.out / f"seed-{seed}"
         results = json.loads((run_dir / "evaluate" / "results.json").read_text(encoding="utf-8"))
         # the report stage measured every claim with the recipe's own model names
         claims = json.loads((run_dir / "report" / "manifest.json").read_text(encoding="utf-8"))["metrics"]["claims"]
-        per_seed[seed] = {"results": results, "claims": claims, "wall_s": wall}
+        per_seed[seed] = {"results": results, "claims": claims, "wall_s": stage_seconds(run_dir)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "seeds.json").write_text(json.dumps(per_seed, indent=1), encoding="utf-8")
-    (args.out / "seeds.md").write_text("\n".join(summarise(per_seed)), encoding="utf-8")
+    (args.out / "seeds.md").write_text("\n".join(summarise(per_seed, args.overrides)), encoding="utf-8")
     print((args.out / "seeds.md").read_text(encoding="utf-8"))
 
 

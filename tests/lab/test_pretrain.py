@@ -109,3 +109,34 @@ train_bases(jobs, _chats(), workers=2)
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert alive == []
+
+
+def _zero_chats_and_dev(answer_of_dev: str):
+    """Chats whose every answer is 0 (chains ending in *0), and dev problems with the given gold answer."""
+    from micota.lab.pretrain import DevProblem
+
+    texts = [f"Compute {a}{op}{b}*0 mod 10, left to right." for a in range(10) for op in "+-" for b in range(10)]
+    chats = [[{"role": "user", "content": t}, {"role": "assistant", "content": "\\boxed{0}"}] for t in texts[:160]]
+    dev = tuple(DevProblem(messages=({"role": "user", "content": t},), answer=answer_of_dev) for t in texts[160:])
+    return chats, dev
+
+
+def test_training_stops_at_the_first_check_that_reaches_the_target_accuracy(lab_tokenizer_dir, tmp_path):
+    chats, dev = _zero_chats_and_dev("0")
+    model = build_model("student", lab_tokenizer_dir, tmp_path / "m", seed=0)
+    schedule = TrainSchedule(steps=400, learning_rate=3e-3, batch_size=16, warmup_steps=3, target_accuracy=0.9, check_every=10)
+    result = train_base(model, chats, schedule, dev=dev)
+    assert result["steps"] < 400 and result["steps"] % 10 == 0  # stopped early, at a check
+    assert result["dev_accuracy"] >= 0.9
+
+
+def test_training_runs_every_step_when_the_target_is_never_reached(lab_tokenizer_dir, tmp_path):
+    import pytest
+
+    chats, dev = _zero_chats_and_dev("7")  # the model learns to answer 0: never right on this dev set
+    model = build_model("student", lab_tokenizer_dir, tmp_path / "m", seed=0)
+    schedule = TrainSchedule(steps=40, learning_rate=3e-3, batch_size=16, warmup_steps=3, target_accuracy=0.5, check_every=20)
+    result = train_base(model, chats, schedule, dev=dev)
+    assert result == {**result, "steps": 40, "dev_accuracy": 0.0}
+    with pytest.raises(ValueError, match="needs dev problems"):
+        train_base(model, chats, schedule)

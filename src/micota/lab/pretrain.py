@@ -3,11 +3,11 @@ tuning that made Qwen2.5-*-Instruct before MiCoTA starts.
 
 The paper's TA and students are *well-trained* instruct models, so that long-CoT SFT is a
 light update and merging pre/post-SFT weights interpolates between two working models. The
-lab gets there by training its random-init models to convergence on ``instruct.jsonl``
-inside the ``lab`` stage, with a plain PyTorch loop: on these tiny models TRL's SFTTrainer
-spends most of each step on bookkeeping (0.17 s vs 0.04 s per step for the lab student;
-docs/benchmarks.md, Micro-lab), and the loop makes the bases a deterministic function of
-(seed, data). Batches are padded, with samples of similar length grouped together.
+lab gets there by training its random-init models on ``instruct.jsonl`` inside the ``lab``
+stage, to convergence or until a held-out accuracy short of it, with a plain PyTorch loop:
+on these tiny models TRL's SFTTrainer spends most of each step on bookkeeping (0.17 s vs
+0.04 s per step for the lab student; docs/benchmarks.md, Micro-lab), and the loop makes the
+bases a deterministic function of (seed, data). Batches are padded, with samples of similar length grouped together.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class TrainSchedule:
     warmup_steps: int = 30
     weight_decay: float = 0.01
     seed: int = 0  # batch order
+    # stop once greedy accuracy on the dev problems reaches this (None: train every step); the
+    # lr schedule still spans ``steps``, so a stop is early stopping, not a shorter schedule
+    target_accuracy: Optional[float] = None
+    check_every: int = 50  # steps between dev checks
 
 
 def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], int]:
@@ -103,13 +107,15 @@ def train_base(
     on_step: Optional[Callable[[int, Any, float], None]] = None,
     texts: Sequence[str] = (),
     progress: Optional[str] = None,
+    dev: Sequence[DevProblem] = (),
 ) -> dict[str, float]:
     """Train the HF model folder ``model_dir`` in place on ``chats`` and plain ``texts``; return the final losses.
 
     Chats carry loss on the assistant turn only, texts on every token. Batches are drawn
     without replacement from both, reshuffled every pass over the data.
     ``on_step(step, model, loss)`` runs after every step (probes use it for learning curves);
-    ``progress`` names a progress bar (None: no bar).
+    ``progress`` names a progress bar (None: no bar). With ``schedule.target_accuracy``, training
+    stops at the first check where greedy accuracy on ``dev`` reaches it.
     """
     import torch
     from tqdm.auto import tqdm
@@ -121,7 +127,10 @@ def train_base(
     samples += [(tokenizer(text, add_special_tokens=False)["input_ids"], 0) for text in texts]
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     batches, losses = length_grouped_batches([len(ids) for ids, _ in samples], schedule), []
+    if schedule.target_accuracy is not None and not dev:
+        raise ValueError("a target_accuracy needs dev problems to check it on")
     bar = tqdm(total=schedule.steps, desc=progress, disable=progress is None, unit="step", mininterval=2.0)
+    trained, accuracy = 0, None
     for step in range(schedule.steps):
         batch = [samples[i] for i in next(batches)]
         for group in optimizer.param_groups:
@@ -137,10 +146,47 @@ def train_base(
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         if on_step is not None:
             on_step(step + 1, model, losses[-1])
+        trained = step + 1
+        if schedule.target_accuracy is not None and trained % schedule.check_every == 0:
+            accuracy = dev_accuracy(model, tokenizer, dev)
+            if accuracy >= schedule.target_accuracy:
+                break
     bar.close()
     model.save_pretrained(str(model_dir), safe_serialization=True)
     tail = losses[-max(1, len(losses) // 20) :]  # last 5% of steps: less noisy than the last batch
-    return {"final_loss": round(sum(tail) / len(tail), 5), "steps": schedule.steps}
+    result = {"final_loss": round(sum(tail) / len(tail), 5), "steps": trained}
+    if accuracy is not None:
+        result["dev_accuracy"] = accuracy
+    return result
+
+
+@dataclass(frozen=True)
+class DevProblem:
+    """A held-out problem the lab stage checks a base's accuracy on while it trains."""
+
+    messages: tuple[dict[str, str], ...]  # the user turn, as the benchmark asks it
+    answer: str
+
+
+def dev_accuracy(model: Any, tokenizer: Any, dev: Sequence[DevProblem], max_new_tokens: int = 160) -> float:
+    """Share of ``dev`` that ``model`` answers right, greedy, graded like the lab benchmark."""
+    import torch
+
+    from micota.grade import grade
+
+    prompts = [tokenizer.apply_chat_template(list(p.messages), tokenize=False, add_generation_prompt=True) for p in dev]
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    model.eval()
+    with torch.inference_mode():
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model.train()
+    texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return sum(grade(p.answer, text, benchmark="lab").correct for p, text in zip(dev, texts)) / len(dev)
 
 
 @dataclass(frozen=True)
@@ -150,6 +196,7 @@ class BaseJob:
     name: str
     model_dir: Path
     schedule: TrainSchedule
+    dev: tuple[DevProblem, ...] = ()  # what a target_accuracy is checked on
 
 
 def train_bases(jobs: Sequence[BaseJob], chats: Sequence[Sequence[dict[str, str]]], workers: int = 0) -> dict[str, dict]:
@@ -205,5 +252,5 @@ def _train_job(job: BaseJob, chats: Sequence[Sequence[dict[str, str]]], one_thre
     if one_thread:  # a worker process: leave the other cores to the other workers
         torch.set_num_threads(1)
     started = time.perf_counter()
-    result = train_base(job.model_dir, chats, job.schedule, progress=f"lab: train {job.name}")
+    result = train_base(job.model_dir, chats, job.schedule, progress=f"lab: train {job.name}", dev=job.dev)
     return {**result, "wall_time_s": round(time.perf_counter() - started, 1)}
