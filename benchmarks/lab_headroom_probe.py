@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 
 def main() -> None:
@@ -33,7 +34,6 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a finished lab recipe run folder")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lab/hr"))
     parser.add_argument("--size", default="student")
-    parser.add_argument("--seed", type=int, default=0, help="the lab stage's seed (init and batch order: seed + size index)")
     parser.add_argument("--steps", type=int, default=1500, help="base schedule length (cosine over these steps)")
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[600, 800, 1000, 1500])
     parser.add_argument("--sets", nargs="+", default=["teacher-filtered", "micota-filtered"])
@@ -45,11 +45,13 @@ def main() -> None:
     lab = args.run / "lab"
     bench = read_jsonl(lab / "bench.jsonl")
     instruct = [r["messages"] for r in read_jsonl(lab / "instruct.jsonl")]
-    index = ["student", "student-large", "ta"].index(args.size)  # order of the lab recipe's model_sizes
+    lab_cfg = yaml.safe_load((lab / "config.yaml").read_text(encoding="utf-8"))
+    # the lab stage seeds a size's init and batch order with its seed + the size's index
+    seed = lab_cfg["seed"] + lab_cfg["model_sizes"].index(args.size)
     args.work.mkdir(parents=True, exist_ok=True)
     live = args.work / f"{args.size}-live"
     shutil.rmtree(live, ignore_errors=True)
-    build_model(args.size, lab / "tokenizer", live, seed=args.seed + index)
+    build_model(args.size, lab / "tokenizer", live, seed=seed)
     wanted = set(args.checkpoints)
 
     def keep(step: int, model, loss: float) -> None:
@@ -59,7 +61,7 @@ def main() -> None:
             shutil.copytree(live, folder)  # config + tokenizer
             model.save_pretrained(str(folder), safe_serialization=True)
 
-    train_base(live, instruct, TrainSchedule(steps=args.steps, learning_rate=3e-3, seed=args.seed + index), on_step=keep)
+    train_base(live, instruct, TrainSchedule(steps=args.steps, learning_rate=3e-3, seed=seed), on_step=keep)
     for step in sorted(wanted):
         base = args.work / f"{args.size}-step{step}"
         print(json.dumps({"checkpoint": step, "trained_on": "nothing", **greedy_scores(base, bench, args.max_new_tokens)}), flush=True)
@@ -70,7 +72,8 @@ def main() -> None:
             shutil.copytree(base, tuned)
             steps = max(1, round(args.sft_epochs * len(chats) / 32))
             started = time.perf_counter()
-            train_base(tuned, chats, TrainSchedule(steps=steps, learning_rate=args.sft_lr, warmup_steps=max(1, steps // 10), seed=args.seed))
+            schedule = TrainSchedule(steps=steps, learning_rate=args.sft_lr, warmup_steps=max(1, steps // 10), seed=lab_cfg["seed"])
+            train_base(tuned, chats, schedule)
             scores = greedy_scores(tuned, bench, args.max_new_tokens)
             print(json.dumps({"checkpoint": step, "trained_on": name, "samples": len(chats), "sft_steps": steps,
                               "sft_s": round(time.perf_counter() - started, 1), **scores}), flush=True)

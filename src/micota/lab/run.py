@@ -165,8 +165,9 @@ def _problem_sets(cfg: LabConfig) -> tuple[list[Problem], list[Problem], list[Pr
     try:
         prompts = make_problems(cfg.n_train_prompts, seed=cfg.seed, split="train", **common)
         bench = make_problems(cfg.n_eval, seed=cfg.seed, split="eval", **common)
-        dev = make_problems(cfg.n_dev, seed=cfg.seed + 2, split="train", exclude=frozenset(p.text for p in prompts), **common)
-        taken = frozenset(p.text for p in prompts + dev)
+        taken = frozenset(p.text for p in prompts)
+        dev = make_problems(cfg.n_dev, seed=cfg.seed + 2, split="train", exclude=taken, **common)
+        taken |= frozenset(p.text for p in dev)
         common["max_difficulty"] = cfg.instruct_max_difficulty or cfg.max_difficulty
         common["min_difficulty"] = min(cfg.instruct_min_difficulty, common["max_difficulty"])
         instruct = make_problems(cfg.n_instruct, seed=cfg.seed + 1, split="train", exclude=taken, **common)
