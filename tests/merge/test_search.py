@@ -64,6 +64,17 @@ def test_search_respects_accuracy_tolerance(tmp_path, tiny_models):
     assert any(not p["acceptable"] for p in manifest.metrics["length_search"]["curve"])
 
 
+def test_search_keeps_the_chosen_merge_when_several_tie(tmp_path, tiny_models):
+    # a discrete switch at λ = 0.5: every merge past it writes the same answers as λ = 1 (probed
+    # first), so the later, lower-λ merges tie with it; the kept folder must be the chosen one
+    probe = fake_probe(lambda s: 60.0 if s >= 0.5 else 20.0, lambda s: 0.8 if s >= 0.5 else 0.2)
+    manifest = run(search_config(tmp_path, tiny_models, max_evals=6), probe=probe)
+    search = manifest.metrics["length_search"]
+    tied = [p["strength"] for p in search["curve"] if p["mean_tokens"] == 60.0]
+    assert len(tied) >= 2 and search["best"]["strength"] == min(tied)
+    assert list((tmp_path / "merged").glob("model*.safetensors"))
+
+
 def test_search_by_density(tmp_path, tiny_models):
     def probe(model_dir: Path) -> ProbePoint:
         import yaml

@@ -142,6 +142,10 @@ def next_strength(low: CurvePoint, high: CurvePoint, target: float, min_span: fl
 def choose_best(result: SearchResult, tolerance: float) -> tuple[Optional[CurvePoint], str]:
     """Closest to the target length among acceptable points; else the most accurate point.
 
+    Ties (merges on either side of a discrete switch often write identical answers) go to the
+    lower strength, so the choice never depends on the order the points were probed in: the
+    search keeps only the best merge's folder on disk and must find it there at the end.
+
     >>> ref = ProbePoint(100.0, 0.8, 1.0)
     >>> r = SearchResult("lambda", 0.5, 50.0, ref, [CurvePoint(0.3, 40, 0.5, 1, 0.4, False), CurvePoint(0.6, 70, 0.8, 1, 0.7, True)])
     >>> choose_best(r, 0.05)[0].strength
@@ -151,8 +155,8 @@ def choose_best(result: SearchResult, tolerance: float) -> tuple[Optional[CurveP
         return None, "no merge was probed"
     acceptable = [p for p in result.curve if p.acceptable]
     if acceptable:
-        return min(acceptable, key=lambda p: (abs(p.mean_tokens - result.target_tokens), -p.accuracy)), ""
-    best = max(result.curve, key=lambda p: (p.accuracy, -abs(p.mean_tokens - result.target_tokens)))
+        return min(acceptable, key=lambda p: (abs(p.mean_tokens - result.target_tokens), -p.accuracy, p.strength)), ""
+    best = max(result.curve, key=lambda p: (p.accuracy, -abs(p.mean_tokens - result.target_tokens), -p.strength))
     note = (
         f"no merge kept accuracy within {tolerance} of the fine-tuned model's {result.reference.accuracy:.3f}; "
         f"chose the most accurate ({best.accuracy:.3f} at {result.param}={best.strength:.4g}). "
