@@ -140,3 +140,27 @@ def test_training_runs_every_step_when_the_target_is_never_reached(lab_tokenizer
     assert result == {**result, "steps": 40, "dev_accuracy": 0.0}
     with pytest.raises(ValueError, match="needs dev problems"):
         train_base(model, chats, schedule)
+
+
+def test_a_schedule_short_of_min_accuracy_runs_again(lab_tokenizer_dir, tmp_path):
+    chats, dev = _zero_chats_and_dev("7")  # never right on this dev set: every allowed restart runs
+    model = build_model("student", lab_tokenizer_dir, tmp_path / "m", seed=0)
+    schedule = TrainSchedule(steps=20, learning_rate=3e-3, batch_size=16, warmup_steps=3, min_accuracy=0.5, restarts=2)
+    steps = []
+    result = train_base(model, chats, schedule, dev=dev, on_step=lambda step, m, loss: steps.append(step))
+    assert result == {**result, "steps": 60, "rounds": 3, "dev_accuracy": 0.0}
+    assert steps == list(range(1, 61))
+
+
+def test_a_schedule_that_reaches_min_accuracy_trains_exactly_as_without_the_check(lab_tokenizer_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    chats, dev = _zero_chats_and_dev("0")
+    plain = build_model("student", lab_tokenizer_dir, tmp_path / "plain", seed=0)
+    checked = shutil.copytree(plain, tmp_path / "checked")
+    schedule = TrainSchedule(steps=120, learning_rate=3e-3, batch_size=16, warmup_steps=3)
+    train_base(plain, chats, schedule)
+    result = train_base(checked, chats, TrainSchedule(**{**schedule.__dict__, "min_accuracy": 0.9, "restarts": 3}), dev=dev)
+    assert result["rounds"] == 1 and result["steps"] == 120 and result["dev_accuracy"] >= 0.9
+    a, b = load_file(plain / "model.safetensors"), load_file(checked / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)  # the check reads the model, never moves it

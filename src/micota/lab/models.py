@@ -1,9 +1,8 @@
 """Tiny Qwen2-architecture models for the micro-lab, built from config (no download).
 
-Sizes are rows of :data:`LAB_MODEL_SIZES`. The TA is clearly larger than the student,
-mirroring the paper's 14B TA vs 3B student; ``student-large`` is a third
-student between the two. Models start from random weights; the pipeline's SFT stage turns
-them into small "instruct" models on ``instruct.jsonl``.
+Sizes are rows of :data:`LAB_MODEL_SIZES`, from ``student-tiny`` to ``ta`` with 16x its
+parameters (the paper: a 14B TA for 1.5B-7B students). Models start from random weights; the
+``lab`` stage trains them into small "instruct" models on ``instruct.jsonl``.
 """
 
 from __future__ import annotations
@@ -29,11 +28,13 @@ class LabModelSize(StrictModel):
 LAB_MODEL_SIZES: dict[str, LabModelSize] = {
     # Every head is 32 wide: vLLM's CPU attention accepts head widths 32, 64, 80, 96, 112, 128, ...
     # only (16-24 crash at the first request), so the lab models also run on `engine: vllm`.
-    # ~0.12M parameters (vocab 1024): the smallest student (the paper's "small models struggle" regime).
+    # ~0.04M parameters (vocab 1024): one head; learns the lab's short CoT fully in ~4,000 steps.
+    "student-tiny": LabModelSize(hidden_size=32, num_hidden_layers=2, num_attention_heads=1, num_key_value_heads=1, intermediate_size=96),
+    # ~0.12M parameters.
     "student": LabModelSize(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
     # ~0.36M parameters: a larger student.
     "student-large": LabModelSize(hidden_size=96, num_hidden_layers=3, num_attention_heads=3, num_key_value_heads=1, intermediate_size=288),
-    # ~0.64M parameters: the teacher assistant, ~5.2x the student (paper: 14B TA vs 3B student). Three
+    # ~0.64M parameters: the teacher assistant, 16x student-tiny and 5.2x student. Three
     # layers, not four: it trains in about the time of both students together, so the lab stage's
     # two worker processes finish together (docs/benchmarks.md, Micro-lab).
     "ta": LabModelSize(hidden_size=128, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),

@@ -36,6 +36,10 @@ class TrainSchedule:
     # lr schedule still spans ``steps``, so a stop is early stopping, not a shorter schedule
     target_accuracy: Optional[float] = None
     check_every: int = 50  # steps between dev checks
+    # after the schedule, dev accuracy must reach this (None: no check), or the schedule runs again
+    # from the weights it reached, at most ``restarts`` times (a warm restart)
+    min_accuracy: Optional[float] = None
+    restarts: int = 1
 
 
 def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], int]:
@@ -115,7 +119,8 @@ def train_base(
     without replacement from both, reshuffled every pass over the data.
     ``on_step(step, model, loss)`` runs after every step (probes use it for learning curves);
     ``progress`` names a progress bar (None: no bar). With ``schedule.target_accuracy``, training
-    stops at the first check where greedy accuracy on ``dev`` reaches it.
+    stops at the first check where greedy accuracy on ``dev`` reaches it; with
+    ``schedule.min_accuracy``, a schedule that ends short of it runs again (``schedule.restarts`` times at most).
     """
     import torch
     from tqdm.auto import tqdm
@@ -127,37 +132,66 @@ def train_base(
     samples += [(tokenizer(text, add_special_tokens=False)["input_ids"], 0) for text in texts]
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     batches, losses = length_grouped_batches([len(ids) for ids, _ in samples], schedule), []
-    if schedule.target_accuracy is not None and not dev:
-        raise ValueError("a target_accuracy needs dev problems to check it on")
+    if (schedule.target_accuracy is not None or schedule.min_accuracy is not None) and not dev:
+        raise ValueError("a target_accuracy or min_accuracy needs dev problems to check it on")
     bar = tqdm(total=schedule.steps, desc=progress, disable=progress is None, unit="step", mininterval=2.0)
-    trained, accuracy = 0, None
+    trained, rounds = 0, 0
+    while True:
+        rounds += 1
+        steps, accuracy, reached = _train_round(
+            model, optimizer, schedule, losses,
+            next_batch=lambda: batch_tensors([samples[i] for i in next(batches)], tokenizer.pad_token_id),
+            check=lambda: dev_accuracy(model, tokenizer, dev),
+            after_step=lambda step, loss: _after_step(bar, on_step, trained + step, model, loss),
+        )
+        trained += steps
+        if reached or schedule.min_accuracy is None:
+            break
+        accuracy = dev_accuracy(model, tokenizer, dev)
+        if accuracy >= schedule.min_accuracy or rounds > schedule.restarts:
+            break
+        bar.total += schedule.steps  # short of min_accuracy (e.g. still on a loss plateau): run the schedule again
+        bar.refresh()
+    bar.close()
+    model.save_pretrained(str(model_dir), safe_serialization=True)
+    tail = losses[-max(1, len(losses) // 20) :]  # last 5% of steps: less noisy than the last batch
+    result = {"final_loss": round(sum(tail) / len(tail), 5), "steps": trained}
+    if schedule.min_accuracy is not None:
+        result["rounds"] = rounds
+    if accuracy is not None:
+        result["dev_accuracy"] = accuracy
+    return result
+
+
+def _train_round(model: Any, optimizer: Any, schedule: TrainSchedule, losses: list[float], next_batch: Callable[[], dict],
+                 check: Callable[[], float], after_step: Callable[[int, float], None]) -> tuple[int, Optional[float], bool]:
+    """One pass of ``schedule`` (warm-up, cosine to zero): steps taken, last dev accuracy, whether it reached the target."""
+    import torch
+
+    accuracy = None
     for step in range(schedule.steps):
-        batch = [samples[i] for i in next(batches)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, schedule)
-        loss = model(**batch_tensors(batch, tokenizer.pad_token_id), use_cache=False).loss
+        loss = model(**next_batch(), use_cache=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
-        bar.update()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-        if on_step is not None:
-            on_step(step + 1, model, losses[-1])
-        trained = step + 1
-        if schedule.target_accuracy is not None and trained % schedule.check_every == 0:
-            accuracy = dev_accuracy(model, tokenizer, dev)
+        after_step(step + 1, losses[-1])
+        if schedule.target_accuracy is not None and (step + 1) % schedule.check_every == 0:
+            accuracy = check()
             if accuracy >= schedule.target_accuracy:
-                break
-    bar.close()
-    model.save_pretrained(str(model_dir), safe_serialization=True)
-    tail = losses[-max(1, len(losses) // 20) :]  # last 5% of steps: less noisy than the last batch
-    result = {"final_loss": round(sum(tail) / len(tail), 5), "steps": trained}
-    if accuracy is not None:
-        result["dev_accuracy"] = accuracy
-    return result
+                return step + 1, accuracy, True
+    return schedule.steps, accuracy, False
+
+
+def _after_step(bar: Any, on_step: Optional[Callable[[int, Any, float], None]], step: int, model: Any, loss: float) -> None:
+    bar.update()
+    if step % 50 == 1:
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+    if on_step is not None:
+        on_step(step, model, loss)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ class BaseTraining(StrictModel):
     # so that what it is fine-tuned on can show in its accuracy. None trains every step.
     target_accuracy: Optional[float] = Field(None, gt=0, le=1)
     check_every: int = Field(50, ge=1)
+    # after the schedule, greedy accuracy on dev.jsonl must reach this, or the schedule runs again
+    # from the weights it reached (a warm restart), at most `restarts` times: a base still on its
+    # loss plateau gets another go instead of entering the pipeline untrained. None: no check.
+    min_accuracy: Optional[float] = Field(None, gt=0, le=1)
+    restarts: int = Field(1, ge=0)
 
 
 class LabConfig(StrictModel):
@@ -74,7 +79,7 @@ class LabConfig(StrictModel):
     # BPE vocabulary incl. 256 bytes + 3 special tokens; 1024 merges the fixed phrases of the
     # lab text into few tokens, so sequences are ~2x shorter (faster SFT, shorter look-ups).
     vocab_size: int = Field(1024, ge=260, le=4096)
-    model_sizes: list[str] = Field(default_factory=lambda: ["student", "ta", "student-large"])  # rows of LAB_MODEL_SIZES
+    model_sizes: list[str] = Field(default_factory=lambda: ["student-tiny", "student", "ta"])  # rows of LAB_MODEL_SIZES
     n_instruct: int = Field(2000, ge=1)  # chat samples in instruct.jsonl
     # user turn of instruct.jsonl; use the same template in the recipe's generate/evaluate stages.
     # "lab_problem" (the bare problem): tiny models learn several times slower when MiCoTA's
