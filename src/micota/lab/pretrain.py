@@ -136,18 +136,21 @@ def train_base(
         raise ValueError("a target_accuracy or min_accuracy needs dev problems to check it on")
     bar = tqdm(total=schedule.steps, desc=progress, disable=progress is None, unit="step", mininterval=2.0)
     trained, rounds = 0, 0
+
+    def check() -> float:
+        return dev_accuracy(model, tokenizer, dev)
+
     while True:
         rounds += 1
         steps, accuracy, reached = _train_round(
-            model, optimizer, schedule, losses,
+            model, optimizer, schedule, losses, check=check,
             next_batch=lambda: batch_tensors([samples[i] for i in next(batches)], tokenizer.pad_token_id),
-            check=lambda: dev_accuracy(model, tokenizer, dev),
             after_step=lambda step, loss: _after_step(bar, on_step, trained + step, model, loss),
         )
         trained += steps
         if reached or schedule.min_accuracy is None:
             break
-        accuracy = dev_accuracy(model, tokenizer, dev)
+        accuracy = check()
         if accuracy >= schedule.min_accuracy or rounds > schedule.restarts:
             break
         bar.total += schedule.steps  # short of min_accuracy (e.g. still on a loss plateau): run the schedule again

@@ -62,7 +62,8 @@ class LabConfig(StrictModel):
     seed: int = 0  # seeds problem sampling, instruct styles and model init
     n_train_prompts: int = Field(400, ge=1)  # problems in prompts.jsonl (what the teachers solve)
     n_eval: int = Field(200, ge=1)  # problems in bench.jsonl (held-out benchmark)
-    n_dev: int = Field(100, ge=1)  # train-split problems in dev.jsonl: what base_training's target_accuracy is checked on
+    # train-split problems in dev.jsonl: what base_training's target_accuracy and min_accuracy are checked on
+    n_dev: int = Field(100, ge=1)
     # One chain length (min = max) keeps every operand at a fixed token offset, which tiny
     # models learn to look up far sooner than variable offsets (docs/benchmarks.md, Micro-lab).
     min_difficulty: int = Field(3, ge=1, le=8)  # fewest operations in a chain
