@@ -233,7 +233,7 @@ class BaseJob:
     name: str
     model_dir: Path
     schedule: TrainSchedule
-    dev: tuple[DevProblem, ...] = ()  # what a target_accuracy is checked on
+    dev: tuple[DevProblem, ...] = ()  # what the schedule's target_accuracy and min_accuracy are checked on
 
 
 def train_bases(jobs: Sequence[BaseJob], chats: Sequence[Sequence[dict[str, str]]], workers: int = 0) -> dict[str, dict]:
